@@ -1,0 +1,452 @@
+//! The DataProduct descriptor (`apiVersion: datamesh/v1`, `kind: DataProduct`): what a domain
+//! team writes to publish a product. Parsing is strict (unknown keys are errors with a hint),
+//! then [`DataProduct::load`] runs the cross-field checks and loads each output port's schema.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ConfigError, Diagnostic, from_yaml};
+use crate::locate::locate;
+use crate::schema::PortSchema;
+use crate::units::{ByteSize, HumanDuration, Ratio};
+
+/// A parsed, checked descriptor with its schemas loaded: what a worker is built from.
+#[derive(Debug, Clone)]
+pub struct DataProduct {
+    /// Where it was read from; relative schema paths resolve against its folder.
+    pub path: PathBuf,
+    /// Hex SHA-256 of the descriptor text, recorded in table properties for audit.
+    pub sha256: String,
+    /// The descriptor as written.
+    pub spec: Descriptor,
+    /// One loaded schema per output port, in the same order.
+    pub schemas: Vec<PortSchema>,
+}
+
+/// The descriptor document.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Must be `datamesh/v1`.
+    pub api_version: ApiVersion,
+    /// Must be `DataProduct`.
+    pub kind: Kind,
+    /// Who owns the product and where it belongs.
+    pub metadata: Metadata,
+    /// Ports and policies.
+    pub spec: Spec,
+}
+
+/// The only descriptor version this meshd understands.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `datamesh/v1`
+    #[serde(rename = "datamesh/v1")]
+    V1,
+}
+
+/// The only kind of document this meshd runs.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Kind {
+    /// `DataProduct`
+    DataProduct,
+}
+
+/// Identity and ownership.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Product name, unique within its domain (`payment-transactions`).
+    pub name: String,
+    /// The owning domain (`payments`); becomes the Iceberg namespace.
+    pub domain: String,
+    /// The owning team's contact, usually an email.
+    pub owner: String,
+    /// Free text for catalogs and people.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Ports and policies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// The Kafka topics the product reads.
+    pub input_ports: Vec<InputPort>,
+    /// The Iceberg tables it publishes.
+    pub output_ports: Vec<OutputPort>,
+    /// Governance settings checked in CI and carried into the table.
+    #[serde(default)]
+    pub policies: Option<Policies>,
+}
+
+/// One Kafka topic the product consumes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InputPort {
+    /// Port kind; only `kafka-topic` today.
+    #[serde(rename = "type")]
+    pub kind: InputPortKind,
+    /// The topic name.
+    pub source: String,
+    /// How record values are encoded.
+    #[serde(default)]
+    pub format: InputFormat,
+    /// Where records that fail decoding or validation go; default `<source>.dlq`.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+}
+
+impl InputPort {
+    /// The dead-letter topic for this port.
+    pub fn dead_letter_topic(&self) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", self.source))
+    }
+}
+
+/// Input port kinds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputPortKind {
+    /// A Kafka topic.
+    KafkaTopic,
+}
+
+/// Encodings of record values. The Confluent wire format (magic byte + schema id) will be
+/// a third variant once a schema registry is supported.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputFormat {
+    /// One JSON object per record (the default: what most producers send).
+    #[default]
+    Json,
+    /// A binary Avro datum written with the output port's schema, no framing.
+    Avro,
+}
+
+/// One Iceberg table the product publishes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputPort {
+    /// Port kind; only `iceberg-table` today.
+    #[serde(rename = "type")]
+    pub kind: OutputPortKind,
+    /// Table name; default the product's `metadata.name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Table location (`s3://…`, `file://…` or a path).
+    pub location: String,
+    /// Path of the Avro schema (`.avsc`), relative to the descriptor's folder.
+    pub schema: PathBuf,
+    /// What consumers are promised.
+    pub sla: Sla,
+    /// Iceberg partition fields.
+    #[serde(default)]
+    pub partitioning: Vec<PartitionField>,
+    /// When buffered records are committed.
+    #[serde(default)]
+    pub commit: CommitPolicy,
+}
+
+/// Output port kinds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputPortKind {
+    /// An Apache Iceberg table.
+    IcebergTable,
+}
+
+/// Service level the product promises.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sla {
+    /// Maximum age of data not yet visible in the table (`15min`).
+    pub freshness: HumanDuration,
+    /// Fraction of time the freshness promise holds (`99.9%`).
+    pub availability: Ratio,
+}
+
+/// One Iceberg partition field.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PartitionField {
+    /// Source column (top-level) in the port schema.
+    pub column: String,
+    /// Iceberg transform: identity, year, month, day, hour, bucket[N], truncate[W].
+    pub transform: PartitionTransform,
+}
+
+/// The Iceberg partition transforms a descriptor may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionTransform {
+    /// The value itself.
+    Identity,
+    /// Years since 1970.
+    Year,
+    /// Months since 1970.
+    Month,
+    /// Days since 1970.
+    Day,
+    /// Hours since 1970.
+    Hour,
+    /// Hash into N buckets.
+    Bucket(u32),
+    /// Truncate to width W.
+    Truncate(u32),
+}
+
+impl PartitionTransform {
+    /// Parses `identity`, `day`, `bucket[16]`, ….
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim().to_ascii_lowercase();
+        let arg = |prefix: &str| -> Option<Result<u32, String>> {
+            let inner = t.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+            Some(
+                inner
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("`{text}` needs a positive whole number, e.g. `{prefix}[16]`")),
+            )
+        };
+        Ok(match t.as_str() {
+            "identity" => Self::Identity,
+            "year" => Self::Year,
+            "month" => Self::Month,
+            "day" => Self::Day,
+            "hour" => Self::Hour,
+            _ => {
+                if let Some(n) = arg("bucket") {
+                    Self::Bucket(n?)
+                } else if let Some(w) = arg("truncate") {
+                    Self::Truncate(w?)
+                } else {
+                    return Err(format!(
+                        "unknown partition transform `{text}`; use identity, year, month, day, hour, bucket[N] or truncate[W]"
+                    ));
+                }
+            }
+        })
+    }
+
+    /// The Iceberg spelling, e.g. `bucket[16]`.
+    pub fn iceberg_name(self) -> String {
+        match self {
+            Self::Identity => "identity".into(),
+            Self::Year => "year".into(),
+            Self::Month => "month".into(),
+            Self::Day => "day".into(),
+            Self::Hour => "hour".into(),
+            Self::Bucket(n) => format!("bucket[{n}]"),
+            Self::Truncate(w) => format!("truncate[{w}]"),
+        }
+    }
+}
+
+crate::units::serde_via_text!(PartitionTransform, "a transform such as `day` or `bucket[16]`");
+
+impl Serialize for PartitionTransform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.iceberg_name())
+    }
+}
+
+/// When to turn buffered records into a table snapshot: whichever limit is reached first.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommitPolicy {
+    /// Longest time between commits; must be below the freshness SLA.
+    #[serde(default = "default_commit_interval")]
+    pub interval: HumanDuration,
+    /// Commit after this many records, if set.
+    #[serde(default)]
+    pub max_records: Option<u64>,
+    /// Roll data files at this size and commit when one is full.
+    #[serde(default = "default_target_file_size")]
+    pub target_file_size: ByteSize,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        Self {
+            interval: default_commit_interval(),
+            max_records: None,
+            target_file_size: default_target_file_size(),
+        }
+    }
+}
+
+fn default_commit_interval() -> HumanDuration {
+    HumanDuration::from_duration(std::time::Duration::from_secs(10), "10s")
+}
+
+fn default_target_file_size() -> ByteSize {
+    ByteSize(128 << 20)
+}
+
+/// Governance settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policies {
+    /// Who may read, and which rows.
+    #[serde(default)]
+    pub access_control: Option<AccessControl>,
+    /// How long data is kept (`7years`).
+    #[serde(default)]
+    pub retention: Option<HumanDuration>,
+}
+
+/// Read access: a role and a row filter.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessControl {
+    /// The role granted read access.
+    pub role: String,
+    /// SQL boolean expression rows must satisfy (`region = 'JP'`).
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+impl DataProduct {
+    /// Reads, parses and checks a descriptor file, and loads its output port schemas.
+    /// All problems found after parsing are reported together.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str_at(&text, path)
+    }
+
+    /// Parses descriptor text as if read from `path` (used by tests and `meshd demo`).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let spec: Descriptor = serde_yaml_ng::from_str(text)
+            .map_err(|e| ConfigError::invalid(from_yaml(path.to_path_buf(), &e)))?;
+        let mut diagnostics = Vec::new();
+        let at = |key_path: String, message: String, hint: Option<String>| {
+            let (line, column) = locate(text, &key_path);
+            Diagnostic {
+                file: path.to_path_buf(),
+                line,
+                column,
+                path: key_path,
+                message,
+                hint,
+            }
+        };
+        if spec.spec.input_ports.is_empty() {
+            diagnostics.push(at("spec.inputPorts".into(), "a product needs at least one input port".into(), None));
+        }
+        if spec.spec.output_ports.is_empty() {
+            diagnostics.push(at("spec.outputPorts".into(), "a product needs at least one output port".into(), None));
+        }
+        if !is_identifier(&spec.metadata.name) {
+            diagnostics.push(at(
+                "metadata.name".into(),
+                format!("`{}` is not a valid product name", spec.metadata.name),
+                Some("use lowercase letters, digits, `-` and `_`".into()),
+            ));
+        }
+        if !is_identifier(&spec.metadata.domain) {
+            diagnostics.push(at(
+                "metadata.domain".into(),
+                format!("`{}` is not a valid domain name", spec.metadata.domain),
+                Some("use lowercase letters, digits, `-` and `_`".into()),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut schemas = Vec::new();
+        for (i, port) in spec.spec.output_ports.iter().enumerate() {
+            let commit = &port.commit;
+            if commit.interval.duration() >= port.sla.freshness.duration() {
+                diagnostics.push(at(
+                    format!("spec.outputPorts[{i}].commit.interval"),
+                    format!(
+                        "commit interval {} is not below the freshness SLA {}",
+                        commit.interval.as_str(),
+                        port.sla.freshness.as_str()
+                    ),
+                    Some("commit more often than the SLA allows data to age, e.g. a tenth of it".into()),
+                ));
+            }
+            if let Some(name) = &port.name
+                && !is_identifier(name)
+            {
+                diagnostics.push(at(
+                    format!("spec.outputPorts[{i}].name"),
+                    format!("`{name}` is not a valid table name"),
+                    Some("use lowercase letters, digits, `-` and `_`".into()),
+                ));
+            }
+            let schema_path = base.join(&port.schema);
+            match PortSchema::load(&schema_path) {
+                Ok(schema) => {
+                    for (j, field) in port.partitioning.iter().enumerate() {
+                        if let Err(message) = schema.check_partition_source(&field.column, field.transform) {
+                            let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+                            diagnostics.push(at(
+                                format!("spec.outputPorts[{i}].partitioning[{j}].column"),
+                                message,
+                                crate::error::closest(&field.column, &names).map(|c| format!("did you mean `{c}`?")),
+                            ));
+                        }
+                    }
+                    schemas.push(schema);
+                }
+                Err(ConfigError::Invalid { diagnostics: found }) => diagnostics.extend(found),
+                Err(ConfigError::Read { source, .. }) => diagnostics.push(at(
+                    format!("spec.outputPorts[{i}].schema"),
+                    format!("cannot read schema {}: {source}", schema_path.display()),
+                    Some("the path is relative to the descriptor's folder".into()),
+                )),
+            }
+        }
+        if !diagnostics.is_empty() {
+            return Err(ConfigError::Invalid { diagnostics });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            spec,
+            schemas,
+        })
+    }
+
+    /// The product name.
+    pub fn name(&self) -> &str {
+        &self.spec.metadata.name
+    }
+
+    /// The owning domain.
+    pub fn domain(&self) -> &str {
+        &self.spec.metadata.domain
+    }
+
+    /// The Kafka consumer group: `meshd.<domain>.<name>`.
+    pub fn consumer_group(&self) -> String {
+        format!("meshd.{}.{}", self.domain(), self.name())
+    }
+
+    /// Iceberg (namespace, table) of output port `i`: `<domain>`, `<name>` with `-` → `_`.
+    pub fn table_ident(&self, i: usize) -> (String, String) {
+        let port = &self.spec.spec.output_ports[i];
+        let name = port.name.as_deref().unwrap_or(self.name());
+        (sanitize(self.domain()), sanitize(name))
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}

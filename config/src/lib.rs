@@ -1,0 +1,26 @@
+//! meshd's configuration model, with no I/O to Kafka or Iceberg.
+//!
+//! A domain team's YAML descriptor is parsed strictly into a [`Descriptor`]; its output
+//! ports' Avro schemas become [`PortSchema`]s (columns with `tags` and `masking`, an Iceberg
+//! schema with stable field ids). The platform's own settings are a [`PlatformConfig`].
+//! Every error is a [`Diagnostic`] with file:line:col, key path and a hint.
+#![deny(missing_docs)]
+
+mod descriptor;
+mod error;
+mod locate;
+mod masking;
+mod platform;
+mod schema;
+mod units;
+
+pub use descriptor::{
+    AccessControl, ApiVersion, CommitPolicy, DataProduct, Descriptor, InputFormat, InputPort,
+    InputPortKind, Kind, Metadata, OutputPort, OutputPortKind, PartitionField, PartitionTransform,
+    Policies, Sla, Spec,
+};
+pub use error::{ConfigError, Diagnostic, closest};
+pub use masking::Masking;
+pub use platform::{CatalogConfig, CatalogKind, MaskingConfig, MetricsConfig, PlatformConfig, Sensitive};
+pub use schema::{Column, ColumnType, PortSchema};
+pub use units::{ByteSize, HumanDuration, Ratio};

@@ -1,0 +1,280 @@
+//! Platform configuration (`meshd.yaml`): where Kafka, the catalog and the warehouse are.
+//! Every key can be set by environment variable; with no file and no variables meshd runs on
+//! the embedded default (SQLite catalog and warehouse under `.meshd/`, Kafka on localhost).
+//!
+//! Environment variables: `MESHD_WAREHOUSE`, `MESHD_CATALOG_TYPE`, `MESHD_CATALOG_URI`,
+//! `MESHD_METRICS_LISTEN`, `MESHD_MASKING_KEY_FILE`, `MESHD_MASKING_KEY_ENV`,
+//! `MESHD_STORAGE_<KEY>` and `MESHD_KAFKA_<PROPERTY>` (`MESHD_KAFKA_SASL_PASSWORD` sets
+//! librdkafka's `sasl.password`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, Diagnostic, from_yaml};
+
+/// A secret whose `Debug` is redacted and which has no `Display`: read it with
+/// [`Sensitive::expose`] where it is used, never in a log line.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Sensitive<T>(T);
+
+impl<T> Sensitive<T> {
+    /// Wraps a secret.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Sensitive<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The platform config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformConfig {
+    /// librdkafka properties passed through (`bootstrap.servers`, `security.protocol`,
+    /// `sasl.*`, `ssl.*`). Values of keys naming a password, secret or key are redacted in logs.
+    #[serde(default = "default_kafka")]
+    pub kafka: BTreeMap<String, Sensitive<String>>,
+    /// The Iceberg catalog.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// Warehouse root: a local path or `file://` URI. `s3://bucket/path` table locations are
+    /// placed under it when no object storage is configured.
+    #[serde(default = "default_warehouse")]
+    pub warehouse: String,
+    /// Object-storage settings for `s3://` warehouses (endpoint, region, credentials).
+    #[serde(default)]
+    pub storage: BTreeMap<String, Sensitive<String>>,
+    /// The HTTP endpoint for `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Where the masking key comes from.
+    #[serde(default)]
+    pub masking: MaskingConfig,
+}
+
+/// Which catalog and where.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogConfig {
+    /// `sql` (SQLite or PostgreSQL) or `rest`.
+    #[serde(rename = "type", default)]
+    pub kind: CatalogKind,
+    /// `sqlite://path` or `postgres://…` for `sql`; the base URL for `rest`.
+    #[serde(default = "default_catalog_uri")]
+    pub uri: String,
+    /// Catalog name recorded with every table (pyiceberg's `SqlCatalog(name, …)`).
+    #[serde(default = "default_catalog_name")]
+    pub name: String,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            kind: CatalogKind::Sql,
+            uri: default_catalog_uri(),
+            name: default_catalog_name(),
+        }
+    }
+}
+
+/// Catalog kinds.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogKind {
+    /// A SQL database (SQLite by default).
+    #[default]
+    Sql,
+    /// An Iceberg REST catalog.
+    Rest,
+}
+
+/// Metrics endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsConfig {
+    /// Listen address; default `127.0.0.1:9464`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Masking key source: a file or an environment variable, never the config itself.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaskingConfig {
+    /// A file whose contents (trimmed) are the key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
+fn default_kafka() -> BTreeMap<String, Sensitive<String>> {
+    BTreeMap::from([("bootstrap.servers".to_string(), Sensitive::new("localhost:9092".to_string()))])
+}
+
+fn default_warehouse() -> String {
+    ".meshd/warehouse".into()
+}
+
+fn default_catalog_uri() -> String {
+    "sqlite://.meshd/catalog.db".into()
+}
+
+fn default_catalog_name() -> String {
+    "meshd".into()
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            kafka: default_kafka(),
+            catalog: CatalogConfig::default(),
+            warehouse: default_warehouse(),
+            storage: BTreeMap::new(),
+            metrics: MetricsConfig::default(),
+            masking: MaskingConfig::default(),
+        }
+    }
+}
+
+impl PlatformConfig {
+    /// Reads `path` if given, then applies `MESHD_…` variables from `env`.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            None => Self::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let mut parsed: Self = serde_yaml_ng::from_str(&text)
+                    .map_err(|e| ConfigError::invalid(from_yaml(path.to_path_buf(), &e)))?;
+                parsed
+                    .kafka
+                    .entry("bootstrap.servers".into())
+                    .or_insert_with(|| Sensitive::new("localhost:9092".into()));
+                parsed
+            }
+        };
+        let origin = path.map_or_else(|| PathBuf::from("<environment>"), Path::to_path_buf);
+        for (key, value) in env {
+            config.apply_env(&key, value, &origin)?;
+        }
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, key: &str, value: String, origin: &Path) -> Result<(), ConfigError> {
+        let Some(name) = key.strip_prefix("MESHD_") else {
+            return Ok(());
+        };
+        let bad = |message: String| {
+            ConfigError::invalid(Diagnostic {
+                file: origin.to_path_buf(),
+                line: 0,
+                column: 0,
+                path: key.to_string(),
+                message,
+                hint: None,
+            })
+        };
+        match name {
+            "WAREHOUSE" => self.warehouse = value,
+            "CATALOG_URI" => self.catalog.uri = value,
+            "CATALOG_NAME" => self.catalog.name = value,
+            "CATALOG_TYPE" => {
+                self.catalog.kind = match value.as_str() {
+                    "sql" => CatalogKind::Sql,
+                    "rest" => CatalogKind::Rest,
+                    other => return Err(bad(format!("catalog type `{other}` is not `sql` or `rest`"))),
+                }
+            }
+            "METRICS_LISTEN" => {
+                self.metrics.listen = value
+                    .parse()
+                    .map_err(|_| bad(format!("`{value}` is not a socket address such as 127.0.0.1:9464")))?
+            }
+            "MASKING_KEY_FILE" => self.masking.key_file = Some(value.into()),
+            "MASKING_KEY_ENV" => self.masking.key_env = Some(value),
+            _ => {
+                if let Some(prop) = name.strip_prefix("KAFKA_") {
+                    self.kafka.insert(env_to_property(prop), Sensitive::new(value));
+                } else if let Some(prop) = name.strip_prefix("STORAGE_") {
+                    self.storage.insert(env_to_property(prop), Sensitive::new(value));
+                }
+                // Other MESHD_ variables (e.g. MESHD_LOG) belong to the binary.
+            }
+        }
+        Ok(())
+    }
+
+    /// `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> &str {
+        self.kafka
+            .get("bootstrap.servers")
+            .map_or("localhost:9092", |v| v.expose().as_str())
+    }
+
+    /// Whether `s3://` locations are mapped under a local warehouse.
+    pub fn warehouse_is_local(&self) -> bool {
+        !self.warehouse.contains("://") || self.warehouse.starts_with("file://")
+    }
+}
+
+fn env_to_property(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_and_secrets_stay_redacted() {
+        let env = [
+            ("MESHD_KAFKA_BOOTSTRAP_SERVERS", "broker:9093"),
+            ("MESHD_KAFKA_SASL_PASSWORD", "hunter2"),
+            ("MESHD_CATALOG_URI", "sqlite:///tmp/c.db"),
+            ("MESHD_METRICS_LISTEN", "127.0.0.1:0"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = PlatformConfig::load(None, env).unwrap();
+        assert_eq!(c.bootstrap_servers(), "broker:9093");
+        assert_eq!(c.kafka["sasl.password"].expose(), "hunter2");
+        assert_eq!(c.catalog.uri, "sqlite:///tmp/c.db");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let err = PlatformConfig::load(None, [("MESHD_METRICS_LISTEN".to_string(), "nope".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("MESHD_METRICS_LISTEN"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! meshd end-to-end tests and benches live in tests/ and benches/.
