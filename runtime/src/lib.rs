@@ -1,1 +1,22 @@
-//! placeholder
+//! The meshd runtime: one worker per data product.
+//!
+//! Data flows one way: the Kafka input port ([`kafka`]) hands chunks of records to
+//! [`decode`] (JSON or Avro straight into Arrow), [`validate`] rejects rows that break the
+//! schema's intent, [`mask`] replaces PII columns, and the [`worker`] appends the batches to
+//! Parquet files and commits them to Iceberg exactly once through `meshd-sinks`. [`metrics`]
+//! and [`health`] are served over [`http`]. [`process`] runs several products side by side.
+#![deny(missing_docs)]
+
+pub mod decode;
+pub mod demo;
+mod error;
+pub mod health;
+pub mod http;
+pub mod kafka;
+pub mod mask;
+pub mod metrics;
+pub mod process;
+pub mod validate;
+pub mod worker;
+
+pub use error::RuntimeError;

@@ -1,0 +1,154 @@
+//! Decode: Kafka record values → Arrow `RecordBatch`es in the port's *wire* schema, plus the
+//! records that could not be decoded, each with its reason.
+//!
+//! Records are fed one by one into a streaming Arrow decoder (arrow-json or arrow-avro), so
+//! there is no per-record value tree. A record that breaks framing is rejected alone and the
+//! decoder is rebuilt from the good records before it; an error that only shows when the
+//! batch is built (a wrong type in JSON) is narrowed down by bisection. Each good record is
+//! decoded at most about twice; the common all-good batch is decoded once.
+
+mod avro;
+mod json;
+pub mod wire;
+
+use arrow_array::RecordBatch;
+
+pub use avro::AvroDecoderFactory;
+pub use json::JsonDecoderFactory;
+
+/// Rejection reasons: a bounded set, used as the `reason` metric label and DLQ header.
+pub mod reason {
+    /// Not parseable in the port's format (broken JSON, truncated Avro, trailing bytes).
+    pub const DECODE: &str = "decode";
+    /// Parseable, but a value has the wrong type for the schema.
+    pub const SCHEMA: &str = "schema";
+    /// A required field is missing or null.
+    pub const REQUIRED: &str = "required";
+    /// An enum value is not one of the symbols.
+    pub const ENUM: &str = "enum";
+    /// A decimal does not fit the declared precision.
+    pub const DECIMAL: &str = "decimal";
+    /// A value is malformed for its logical type (uuid, fixed length).
+    pub const FORMAT: &str = "format";
+    /// The record has no value (a tombstone).
+    pub const NULL_VALUE: &str = "null-value";
+    /// The record is larger than the configured limit.
+    pub const TOO_LARGE: &str = "too-large";
+}
+
+/// A streaming decoder for one batch of records.
+pub trait RowDecoder: Send {
+    /// Adds one record. An error means the record is malformed; the decoder must then be
+    /// discarded, because its state is unknown.
+    fn feed(&mut self, payload: &[u8]) -> Result<(), String>;
+    /// Builds the rows fed so far.
+    fn flush(&mut self) -> Result<Option<RecordBatch>, String>;
+}
+
+/// Makes decoders for a port; one factory per worker.
+pub trait DecoderFactory: Send + Sync {
+    /// A fresh decoder for up to `capacity` records.
+    fn decoder(&self, capacity: usize) -> Box<dyn RowDecoder>;
+}
+
+/// A record that will go to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the record in the input slice.
+    pub index: u32,
+    /// One of [`reason`].
+    pub kind: &'static str,
+    /// What is wrong, naming the field; never the value.
+    pub message: String,
+}
+
+/// The outcome of decoding a slice of records.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Batches in input order, each with the input index of every row.
+    pub batches: Vec<(RecordBatch, Vec<u32>)>,
+    /// Records that could not be decoded.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Decodes `payloads` (None for a record without a value).
+pub fn decode_all(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], max_record_bytes: usize) -> Decoded {
+    let mut out = Decoded::default();
+    let mut run: Vec<u32> = Vec::with_capacity(payloads.len());
+    let mut decoder = factory.decoder(payloads.len().max(1));
+    for (i, payload) in payloads.iter().enumerate() {
+        let index = i as u32;
+        let Some(bytes) = payload else {
+            out.reject(index, reason::NULL_VALUE, "the record has no value (a tombstone)".into());
+            continue;
+        };
+        if bytes.len() > max_record_bytes {
+            out.reject(
+                index,
+                reason::TOO_LARGE,
+                format!("the record is {} bytes, above the {max_record_bytes}-byte limit", bytes.len()),
+            );
+            continue;
+        }
+        match decoder.feed(bytes) {
+            Ok(()) => run.push(index),
+            Err(message) => {
+                out.reject(index, reason::DECODE, message);
+                // The decoder's state is unknown now: rebuild the good run before this record.
+                flush_segment(factory, payloads, std::mem::take(&mut run), &mut out);
+                decoder = factory.decoder(payloads.len().max(1));
+            }
+        }
+    }
+    match decoder.flush() {
+        Ok(Some(batch)) if batch.num_rows() == run.len() => out.batches.push((batch, run)),
+        Ok(None) if run.is_empty() => {}
+        // A wrong type or a row-count surprise: find the culprits.
+        _ => bisect(factory, payloads, run, &mut out),
+    }
+    out
+}
+
+impl Decoded {
+    fn reject(&mut self, index: u32, kind: &'static str, message: String) {
+        self.rejected.push(Rejection { index, kind, message });
+    }
+}
+
+/// Decodes a run of records known to frame correctly; on a flush error, bisects.
+fn flush_segment(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], run: Vec<u32>, out: &mut Decoded) {
+    if run.is_empty() {
+        return;
+    }
+    let mut decoder = factory.decoder(run.len());
+    let mut fed = Vec::with_capacity(run.len());
+    for &i in &run {
+        let bytes = payloads[i as usize].unwrap_or_default();
+        match decoder.feed(bytes) {
+            Ok(()) => fed.push(i),
+            Err(message) => {
+                // Should not happen for records that fed before; stay safe anyway.
+                out.reject(i, reason::DECODE, message);
+                flush_segment(factory, payloads, std::mem::take(&mut fed), out);
+                decoder = factory.decoder(run.len());
+            }
+        }
+    }
+    match decoder.flush() {
+        Ok(Some(batch)) if batch.num_rows() == fed.len() => out.batches.push((batch, fed)),
+        Ok(None) if fed.is_empty() => {}
+        Ok(_) if fed.len() == 1 => out.reject(fed[0], reason::DECODE, "the record does not decode to exactly one row".into()),
+        Err(message) if fed.len() == 1 => out.reject(fed[0], reason::SCHEMA, message),
+        _ => bisect(factory, payloads, fed, out),
+    }
+}
+
+fn bisect(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], mut run: Vec<u32>, out: &mut Decoded) {
+    if run.len() <= 1 {
+        flush_segment(factory, payloads, run, out);
+        return;
+    }
+    let right = run.split_off(run.len() / 2);
+    flush_segment(factory, payloads, run, out);
+    flush_segment(factory, payloads, right, out);
+}

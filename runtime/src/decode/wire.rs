@@ -1,0 +1,114 @@
+//! The *wire* schema (how values arrive) versus the *table* schema (how Iceberg stores them).
+//!
+//! JSON is decoded into a wire schema that mirrors the Avro types (timestamps in the schema's
+//! unit, uuids as text, every field nullable so a missing field becomes a row-level
+//! validation error instead of failing the batch). [`conform`] then casts column by column
+//! into the table's Arrow schema, which carries Iceberg field ids.
+
+use std::sync::Arc;
+
+use arrow_array::builder::FixedSizeBinaryBuilder;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, StructArray};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use meshd_config::{Column, ColumnType, PortSchema};
+
+/// The Arrow schema JSON records are decoded into.
+pub fn json_wire_schema(schema: &PortSchema) -> SchemaRef {
+    Arc::new(Schema::new(schema.fields.iter().map(wire_field).collect::<Vec<_>>()))
+}
+
+fn wire_field(c: &Column) -> Field {
+    Field::new(&c.name, wire_type(&c.ty), true)
+}
+
+fn wire_type(ty: &ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::Long => DataType::Int64,
+        ColumnType::Float => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::String | ColumnType::Enum(_) | ColumnType::Uuid | ColumnType::Bytes | ColumnType::Fixed(_) => {
+            DataType::Utf8
+        }
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision as u8, *scale as i8),
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Time { micros: false } => DataType::Time32(TimeUnit::Millisecond),
+        ColumnType::Time { micros: true } => DataType::Time64(TimeUnit::Microsecond),
+        ColumnType::Timestamp { micros, utc } => DataType::Timestamp(
+            if *micros { TimeUnit::Microsecond } else { TimeUnit::Millisecond },
+            utc.then(|| "+00:00".into()),
+        ),
+        ColumnType::Record(children) => DataType::Struct(children.iter().map(wire_field).collect::<Fields>()),
+        ColumnType::Array { items, .. } => DataType::List(Arc::new(Field::new_list_field(wire_type(items), true))),
+        ColumnType::Map { values, .. } => DataType::Map(
+            Arc::new(Field::new(
+                "entries",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("keys", DataType::Utf8, false),
+                    Field::new("values", wire_type(values), true),
+                ])),
+                false,
+            )),
+            false,
+        ),
+    }
+}
+
+/// Casts a (validated, masked) batch into the table's Arrow schema, matching columns by name.
+pub fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = table
+        .fields()
+        .iter()
+        .map(|target| match batch.column_by_name(target.name()) {
+            Some(array) => conform_array(array, target),
+            None => Ok(arrow_array::new_null_array(target.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(table), columns)
+}
+
+fn conform_array(array: &ArrayRef, target: &Field) -> Result<ArrayRef, ArrowError> {
+    match (array.data_type(), target.data_type()) {
+        (a, b) if a == b => Ok(Arc::clone(array)),
+        (DataType::Utf8, DataType::FixedSizeBinary(width)) => text_to_fixed(array, *width),
+        (DataType::Utf8, DataType::LargeBinary) => {
+            arrow_cast::cast(&arrow_cast::cast(array, &DataType::Binary)?, &DataType::LargeBinary)
+        }
+        (DataType::Struct(_), DataType::Struct(target_fields)) => {
+            let source = array
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| ArrowError::CastError("expected a struct".into()))?;
+            let children = target_fields
+                .iter()
+                .map(|f| match source.column_by_name(f.name()) {
+                    Some(child) => conform_array(child, f),
+                    None => Ok(arrow_array::new_null_array(f.data_type(), source.len())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(target_fields.clone(), children, source.nulls().cloned())?))
+        }
+        (_, to) => arrow_cast::cast(array, to),
+    }
+}
+
+/// UUID text → 16 bytes; other fixed widths take the text's bytes (validated beforehand).
+fn text_to_fixed(array: &ArrayRef, width: i32) -> Result<ArrayRef, ArrowError> {
+    let text = array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| ArrowError::CastError("expected text".into()))?;
+    let mut out = FixedSizeBinaryBuilder::with_capacity(text.len(), width);
+    for v in text.iter() {
+        match v {
+            None => out.append_null(),
+            Some(s) if width == 16 && s.len() == 36 => {
+                let id = uuid::Uuid::try_parse(s).map_err(|e| ArrowError::CastError(format!("not a UUID: {e}")))?;
+                out.append_value(id.as_bytes())?;
+            }
+            Some(s) => out.append_value(s.as_bytes())?,
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}

@@ -1,0 +1,95 @@
+//! One meshd process: the metrics endpoint, the shared catalog, and one worker per product.
+//! A product that fails to start is reported on `/readyz` and does not stop the others.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use meshd_config::{DataProduct, MaskingConfig, PlatformConfig, Sensitive};
+use tokio_util::sync::CancellationToken;
+
+use crate::RuntimeError;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::worker::{self, WorkerContext, WorkerOptions};
+
+/// Reads the masking key from its file or variable; the key itself is never logged.
+pub fn masking_key(config: &MaskingConfig) -> Result<Option<Sensitive<Vec<u8>>>, RuntimeError> {
+    if let Some(path) = &config.key_file {
+        let text = std::fs::read(path)
+            .map_err(|e| RuntimeError::MaskingKey(format!("cannot read masking.keyFile {}: {e}", path.display())))?;
+        let trimmed = text.trim_ascii().to_vec();
+        if trimmed.is_empty() {
+            return Err(RuntimeError::MaskingKey(format!("masking.keyFile {} is empty", path.display())));
+        }
+        return Ok(Some(Sensitive::new(trimmed)));
+    }
+    if let Some(var) = &config.key_env {
+        let value = std::env::var(var)
+            .map_err(|_| RuntimeError::MaskingKey(format!("masking.keyEnv names {var}, which is not set")))?;
+        return Ok(Some(Sensitive::new(value.into_bytes())));
+    }
+    Ok(None)
+}
+
+/// What `meshd run` does, with everything injectable for tests.
+pub struct Process {
+    /// Platform settings.
+    pub platform: Arc<PlatformConfig>,
+    /// Descriptor files to run.
+    pub descriptors: Vec<PathBuf>,
+    /// Worker tuning.
+    pub options: WorkerOptions,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Health registry.
+    pub health: Health,
+}
+
+impl Process {
+    /// Runs every product until `shutdown`; returns how many products failed.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<usize, RuntimeError> {
+        let key = masking_key(&self.platform.masking)?;
+        let catalog = meshd_sinks::iceberg::open_catalog(&self.platform).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut failed = 0;
+        for path in &self.descriptors {
+            let product = match DataProduct::load(path) {
+                Ok(p) => p,
+                Err(e) => {
+                    let name = path.display().to_string();
+                    tracing::error!(descriptor = %name, error = %e, "Product not started: its descriptor is invalid.");
+                    self.health.failed(&name, &e.to_string());
+                    failed += 1;
+                    continue;
+                }
+            };
+            let name = product.name().to_string();
+            self.health.starting(&name);
+            let ctx = WorkerContext {
+                product,
+                platform: Arc::clone(&self.platform),
+                catalog: Arc::clone(&catalog),
+                masking_key: key.clone(),
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                options: self.options.clone(),
+            };
+            let token = shutdown.clone();
+            tasks.spawn(async move { (name, worker::run(ctx, token).await) });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => {
+                    failed += 1;
+                    tracing::error!(product = %name, error = %e, "Worker stopped with an error; other products keep running.");
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(error = %e, "A worker task panicked.");
+                }
+            }
+        }
+        Ok(failed)
+    }
+}

@@ -1,0 +1,645 @@
+//! One worker per data product: port → decode → validate → mask → batch → commit → metrics.
+//!
+//! The worker consumes its input topics in chunks, turns each chunk into Arrow batches in the
+//! table's schema, appends them to open Parquet files, and commits those files as one Iceberg
+//! snapshot that records the next Kafka offset of every partition it covers. Records that
+//! cannot become rows go to the dead-letter topic first; their offsets count only once the
+//! broker acknowledged them. If a commit keeps failing, the worker stops consuming (so memory
+//! stays bounded) and retries the same commit id until it lands; freshness grows meanwhile.
+
+mod chunk;
+mod freshness;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use futures::FutureExt;
+use iceberg::Catalog;
+use iceberg::spec::DataFile;
+use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensitive};
+use meshd_sinks::SinkError;
+use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
+use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable, TableSpec, table_location};
+use rdkafka::consumer::StreamConsumer;
+use tokio_util::sync::CancellationToken;
+
+pub use chunk::Chunk;
+pub use freshness::FreshnessState;
+
+use crate::decode::{self, AvroDecoderFactory, DecoderFactory, JsonDecoderFactory, wire};
+use crate::health::Health;
+use crate::kafka::{self, Assignment, InputContext};
+use crate::mask::Masker;
+use crate::metrics::Metrics;
+use crate::validate;
+use crate::RuntimeError;
+
+/// Tuning that is not part of the descriptor.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Records per processing chunk.
+    pub max_chunk_records: usize,
+    /// Bytes per processing chunk.
+    pub max_chunk_bytes: usize,
+    /// Larger records are dead-lettered as `too-large`.
+    pub max_record_bytes: usize,
+    /// How long a graceful stop may take to commit what is buffered.
+    pub drain_deadline: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            max_chunk_records: 8192,
+            max_chunk_bytes: 8 << 20,
+            max_record_bytes: 1 << 20,
+            drain_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a worker needs, built by the process.
+pub struct WorkerContext {
+    /// The product to run.
+    pub product: DataProduct,
+    /// Platform settings.
+    pub platform: Arc<PlatformConfig>,
+    /// The shared catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// The masking key, if configured.
+    pub masking_key: Option<Sensitive<Vec<u8>>>,
+    /// Process metrics.
+    pub metrics: Metrics,
+    /// Process health.
+    pub health: Health,
+    /// Tuning.
+    pub options: WorkerOptions,
+}
+
+/// How one input port is decoded.
+struct PortDecoder {
+    factory: Box<dyn DecoderFactory>,
+    dead_letter_topic: String,
+}
+
+/// Data consumed but not yet visible in the table.
+struct Pending {
+    files: Option<DataFiles>,
+    next: Offsets,
+    rows: u64,
+    since: Option<Instant>,
+    generation: u64,
+    /// Files closed for a commit that has not landed yet, with its commit id.
+    closed: Option<(Vec<DataFile>, String)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.next.is_empty() && self.closed.is_none()
+    }
+}
+
+/// Runs one product until `shutdown`, then commits what is buffered.
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let name = ctx.product.name().to_string();
+    let span = tracing::info_span!("worker", product = %name);
+    let _entered = span.enter();
+    drop(_entered);
+    let result = Worker::start(&ctx).await;
+    let mut worker = match result {
+        Ok(w) => w,
+        Err(e) => {
+            ctx.health.failed(&name, &e.to_string());
+            ctx.metrics.worker_up.with_label_values(&[&name]).set(0);
+            return Err(e);
+        }
+    };
+    ctx.metrics.worker_up.with_label_values(&[&name]).set(1);
+    let outcome = worker.run(&ctx, shutdown).await;
+    ctx.metrics.worker_up.with_label_values(&[&name]).set(0);
+    match &outcome {
+        Ok(()) => ctx.health.stopped(&name),
+        Err(e) => ctx.health.failed(&name, &e.to_string()),
+    }
+    outcome
+}
+
+struct Worker {
+    product: String,
+    port_label: String,
+    table: OutputTable,
+    table_schema: SchemaRef,
+    columns: Vec<meshd_config::Column>,
+    decoders: HashMap<String, PortDecoder>,
+    masker: Masker,
+    dead_letters: DeadLetterOutput,
+    consumer: StreamConsumer<InputContext>,
+    assignment: Arc<Assignment>,
+    freshness: Arc<FreshnessState>,
+    pending: Pending,
+    interval: Duration,
+    max_records: Option<u64>,
+    target_file_size: usize,
+    file_prefix: String,
+    slo: Duration,
+}
+
+impl Worker {
+    async fn start(ctx: &WorkerContext) -> Result<Self, RuntimeError> {
+        let product = &ctx.product;
+        let name = product.name().to_string();
+        let unsupported = |message: String| RuntimeError::Unsupported {
+            product: name.clone(),
+            message,
+        };
+        if product.spec.spec.output_ports.len() != 1 {
+            return Err(unsupported(
+                "a product with more than one output port is not supported yet; split it into one product per table".into(),
+            ));
+        }
+        let port = &product.spec.spec.output_ports[0];
+        let schema: &PortSchema = &product.schemas[0];
+        if let Some(nested) = schema.all_columns().into_iter().find(|c| c.path.contains('.') && c.masking.is_some()) {
+            return Err(unsupported(format!(
+                "masking on nested field `{}` is not supported yet; mask a top-level column",
+                nested.path
+            )));
+        }
+        let masker = Masker::new(schema, ctx.masking_key.clone());
+        if !masker.has_key() {
+            if masker.methods().any(|m| m == meshd_config::Masking::HmacSha256) {
+                return Err(unsupported(
+                    "HMAC-SHA256 masking needs a key: set masking.keyFile or masking.keyEnv".into(),
+                ));
+            }
+            if masker.methods().any(|m| m == meshd_config::Masking::Sha256) {
+                tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
+            }
+        }
+        let (namespace, table_name) = product.table_ident(0);
+        let iceberg_schema = schema.iceberg_schema().map_err(|e| {
+            RuntimeError::Sink(SinkError::Table {
+                table: format!("{namespace}.{table_name}"),
+                action: "mapping the schema",
+                source: e,
+            })
+        })?;
+        let location = table_location(&ctx.platform, &port.location)?;
+        if port.location.starts_with("s3://") && ctx.platform.warehouse_is_local() {
+            tracing::info!(product = %name, location = %port.location, mapped_to = %location, "No object storage configured: the s3:// location is placed under the local warehouse.");
+        }
+        let properties = table_properties(product, port);
+        let spec = TableSpec {
+            namespace,
+            name: table_name,
+            location,
+            schema: iceberg_schema,
+            partitioning: port.partitioning.clone(),
+            properties,
+        };
+        let group = product.consumer_group();
+        let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, group.clone()).await?;
+        let table_schema = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).map_err(|e| {
+                RuntimeError::Sink(SinkError::Table {
+                    table: table.name(),
+                    action: "reading the table schema",
+                    source: e,
+                })
+            })?,
+        );
+        let mut decoders = HashMap::new();
+        let mut topics = Vec::new();
+        for input in &product.spec.spec.input_ports {
+            let factory: Box<dyn DecoderFactory> = match input.format {
+                InputFormat::Json => Box::new(JsonDecoderFactory::new(wire::json_wire_schema(schema))),
+                InputFormat::Avro => Box::new(AvroDecoderFactory::new(&schema.text).map_err(|source| RuntimeError::Batch {
+                    product: name.clone(),
+                    source,
+                })?),
+            };
+            topics.push(input.source.clone());
+            decoders.insert(
+                input.source.clone(),
+                PortDecoder {
+                    factory,
+                    dead_letter_topic: input.dead_letter_topic(),
+                },
+            );
+        }
+        let dlq_topics: Vec<(String, i32)> = decoders.values().map(|d| (d.dead_letter_topic.clone(), 1)).collect();
+        kafka::ensure_topics(&ctx.platform, &dlq_topics).await?;
+        let dead_letters = DeadLetterOutput::new(kafka::client_config(&ctx.platform), &name)?;
+        let (consumer, assignment) = kafka::consumer(
+            &ctx.platform,
+            &group,
+            &topics,
+            Arc::clone(&ctx.catalog),
+            table.table().identifier().clone(),
+        )?;
+        let port_label = table.name();
+        ctx.metrics
+            .freshness_slo
+            .with_label_values(&[&name, &port_label])
+            .set(port.sla.freshness.duration().as_secs_f64());
+        ctx.metrics
+            .availability_target
+            .with_label_values(&[&name, &port_label])
+            .set(port.sla.availability.value());
+        tracing::info!(product = %name, table = %port_label, group = %group, topics = ?topics, "Worker started.");
+        Ok(Self {
+            product: name.clone(),
+            port_label,
+            table,
+            table_schema,
+            columns: schema.fields.clone(),
+            decoders,
+            masker,
+            dead_letters,
+            consumer,
+            assignment,
+            freshness: Arc::new(FreshnessState::default()),
+            pending: Pending {
+                files: None,
+                next: Offsets::new(),
+                rows: 0,
+                since: None,
+                generation: 0,
+                closed: None,
+            },
+            interval: port.commit.interval.duration(),
+            max_records: port.commit.max_records,
+            target_file_size: port.commit.target_file_size.bytes() as usize,
+            file_prefix: format!("{}-{}", name, uuid::Uuid::new_v4()),
+            slo: port.sla.freshness.duration(),
+        })
+    }
+
+    async fn run(&mut self, ctx: &WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+        let sla = self.spawn_sla_ticker(ctx, shutdown.clone());
+        ctx.health.running(&self.product, Arc::clone(&self.assignment));
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_at = Instant::now();
+        let result: Result<(), RuntimeError> = loop {
+            let stuck = self.pending.closed.is_some();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break Ok(()),
+                first = self.consumer.recv(), if !stuck => {
+                    match first {
+                        Ok(message) => {
+                            let mut chunk = Chunk::default();
+                            let generation = self.assignment.generation.load(Ordering::SeqCst);
+                            chunk.push(&message);
+                            drop(message);
+                            self.fill(&mut chunk, generation, &ctx.options);
+                            if let Err(e) = self.process(chunk, generation, ctx).await {
+                                break Err(e);
+                            }
+                        }
+                        Err(e) => tracing::warn!(product = %self.product, error = %e, "Consumer error; librdkafka will retry."),
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            if self.should_commit() && Instant::now() >= retry_at {
+                match self.commit(ctx).await {
+                    Ok(()) => retry_at = Instant::now(),
+                    Err(e) if e.retryable() => {
+                        tracing::warn!(product = %self.product, error = %e, "Commit failed; consumption is paused and the same commit will be retried.");
+                        retry_at = Instant::now() + Duration::from_secs(1);
+                    }
+                    Err(e) => break Err(e.into()),
+                }
+            }
+        };
+        // Graceful stop: commit what is buffered within the deadline.
+        let drained = if result.is_ok() {
+            let deadline = Instant::now() + ctx.options.drain_deadline;
+            let mut outcome = Ok(());
+            while !self.pending.is_empty() && Instant::now() < deadline {
+                match self.commit(ctx).await {
+                    Ok(()) => {}
+                    Err(e) if e.retryable() => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(e) => {
+                        outcome = Err(e.into());
+                        break;
+                    }
+                }
+            }
+            if !self.pending.is_empty() && outcome.is_ok() {
+                tracing::warn!(product = %self.product, "Drain deadline passed with data uncommitted; it will be re-read on restart.");
+            }
+            outcome
+        } else {
+            Ok(())
+        };
+        sla.abort();
+        tracing::info!(product = %self.product, "Worker stopped.");
+        result.and(drained)
+    }
+
+    /// Adds already-fetched messages to the chunk without waiting.
+    fn fill(&self, chunk: &mut Chunk, generation: u64, options: &WorkerOptions) {
+        while chunk.len() < options.max_chunk_records && chunk.bytes() < options.max_chunk_bytes {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => {
+                    if self.assignment.generation.load(Ordering::SeqCst) != generation {
+                        // A rebalance happened while filling: what we hold is stale.
+                        *chunk = Chunk::default();
+                        return;
+                    }
+                    chunk.push(&message);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(product = %self.product, error = %e, "Consumer error; librdkafka will retry.");
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+
+    async fn process(&mut self, chunk: Chunk, generation: u64, ctx: &WorkerContext) -> Result<(), RuntimeError> {
+        if generation != self.pending.generation {
+            self.drop_pending("partitions were revoked");
+            self.pending.generation = generation;
+        }
+        if chunk.is_empty() || self.assignment.generation.load(Ordering::SeqCst) != generation {
+            return Ok(());
+        }
+        let consumed_at = Instant::now();
+        let m = &ctx.metrics;
+        for (t, topic) in chunk.topics.iter().enumerate() {
+            let n = chunk.origins.iter().filter(|o| o.topic as usize == t).count() as u64;
+            m.records_consumed.with_label_values(&[&self.product, topic]).inc_by(n);
+            m.bytes_consumed.with_label_values(&[&self.product, topic]).inc_by(chunk.value_bytes_of(t as u16));
+        }
+        let mut letters: Vec<(usize, &'static str, String)> = Vec::new();
+        for (t, topic) in chunk.topics.iter().enumerate() {
+            let Some(port) = self.decoders.get(topic) else { continue };
+            let indices: Vec<usize> = (0..chunk.len()).filter(|&i| chunk.origins[i].topic as usize == t).collect();
+            let payloads: Vec<Option<&[u8]>> = indices.iter().map(|&i| chunk.value(i)).collect();
+            let decoded = decode::decode_all(port.factory.as_ref(), &payloads, ctx.options.max_record_bytes);
+            for r in decoded.rejected {
+                letters.push((indices[r.index as usize], r.kind, r.message));
+            }
+            for (batch, rows) in decoded.batches {
+                let invalid = validate::validate(&batch, &self.columns);
+                let batch = if invalid.is_empty() {
+                    batch
+                } else {
+                    let mut keep = vec![true; batch.num_rows()];
+                    for bad in invalid {
+                        keep[bad.row] = false;
+                        letters.push((indices[rows[bad.row] as usize], bad.kind, bad.message));
+                    }
+                    arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep))
+                        .map_err(|source| self.batch_error(source))?
+                };
+                if batch.num_rows() > 0 {
+                    self.write(batch).await?;
+                }
+            }
+        }
+        if !letters.is_empty() {
+            send_dead_letters(&self.dead_letters, &self.decoders, &self.product, &chunk, &letters, &ctx.metrics).await;
+        }
+        for o in &chunk.origins {
+            let next = self
+                .pending
+                .next
+                .entry(chunk.topics[o.topic as usize].clone())
+                .or_default()
+                .entry(o.partition)
+                .or_insert(o.offset + 1);
+            *next = (*next).max(o.offset + 1);
+        }
+        self.pending.since.get_or_insert(consumed_at);
+        self.freshness.pending_since(consumed_at);
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), RuntimeError> {
+        let masked = self.masker.apply(&batch).map_err(|e| self.batch_error(e))?;
+        let rows = wire::conform(&masked, &self.table_schema).map_err(|e| self.batch_error(e))?;
+        if self.pending.files.is_none() {
+            self.pending.files = Some(DataFiles::new(
+                self.table.table(),
+                self.file_prefix.clone(),
+                self.target_file_size,
+            )?);
+        }
+        if let Some(files) = self.pending.files.as_mut() {
+            files.write(rows).await?;
+            self.pending.rows = files.rows();
+        }
+        Ok(())
+    }
+
+    fn should_commit(&self) -> bool {
+        if self.pending.closed.is_some() {
+            return true;
+        }
+        if self.pending.next.is_empty() {
+            return false;
+        }
+        let due = self.pending.since.is_some_and(|s| s.elapsed() >= self.interval);
+        let full = self.max_records.is_some_and(|m| self.pending.rows >= m);
+        let big = self
+            .pending
+            .files
+            .as_ref()
+            .is_some_and(|f| f.largest_open_file_bytes() >= self.target_file_size);
+        due || full || big
+    }
+
+    async fn commit(&mut self, ctx: &WorkerContext) -> Result<(), SinkError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.assignment.generation.load(Ordering::SeqCst) != self.pending.generation {
+            self.drop_pending("partitions were revoked before the commit");
+            return Ok(());
+        }
+        if self.pending.closed.is_none() {
+            let files = match self.pending.files.take() {
+                Some(f) => f.close().await?,
+                None => Vec::new(),
+            };
+            self.pending.closed = Some((files, uuid::Uuid::new_v4().to_string()));
+        }
+        let Some((files, commit_id)) = self.pending.closed.clone() else {
+            return Ok(());
+        };
+        let expected = self.assignment.recorded.lock().map(|r| r.clone()).unwrap_or_default();
+        let rows = self.pending.rows;
+        let labels = [self.product.as_str(), self.port_label.as_str()];
+        let started = Instant::now();
+        let summary = [("meshd.product", self.product.clone()), ("meshd.rows", rows.to_string())];
+        let outcome = self
+            .table
+            .commit(files, &self.pending.next, &expected, &commit_id, &summary)
+            .await;
+        let m = &ctx.metrics;
+        match outcome {
+            Ok(outcome) => {
+                m.commit_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+                let label = match outcome {
+                    CommitOutcome::Committed => "committed",
+                    CommitOutcome::AlreadyCommitted => "already_committed",
+                };
+                m.commits.with_label_values(&[labels[0], labels[1], label]).inc();
+                m.records_committed.with_label_values(&labels).inc_by(rows);
+                m.last_commit_timestamp
+                    .with_label_values(&labels)
+                    .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                if let Ok(mut recorded) = self.assignment.recorded.lock() {
+                    for (topic, parts) in &self.pending.next {
+                        recorded.entry(topic.clone()).or_default().extend(parts.iter().map(|(p, o)| (*p, *o)));
+                    }
+                }
+                if let Err(e) = kafka::commit_group_offsets(&self.consumer, &self.pending.next) {
+                    tracing::debug!(product = %self.product, error = %e, "Committing group offsets failed (lag display only).");
+                }
+                tracing::debug!(product = %self.product, commit_id = %commit_id, rows, "Committed.");
+                self.reset_pending();
+                self.freshness.committed();
+                Ok(())
+            }
+            Err(e @ SinkError::Fenced { .. }) => {
+                m.commits.with_label_values(&[labels[0], labels[1], "fenced"]).inc();
+                tracing::warn!(product = %self.product, error = %e, "Commit fenced: another worker owns a partition; dropping uncommitted data.");
+                self.drop_pending("the commit was fenced");
+                Ok(())
+            }
+            Err(e) => {
+                m.commits.with_label_values(&[labels[0], labels[1], "failed"]).inc();
+                Err(e)
+            }
+        }
+    }
+
+    fn reset_pending(&mut self) {
+        let generation = self.pending.generation;
+        self.pending = Pending {
+            files: None,
+            next: Offsets::new(),
+            rows: 0,
+            since: None,
+            generation,
+            closed: None,
+        };
+    }
+
+    /// Forgets uncommitted data; it will be re-read from the offsets in the table.
+    fn drop_pending(&mut self, why: &str) {
+        if !self.pending.is_empty() {
+            tracing::info!(product = %self.product, rows = self.pending.rows, reason = why, "Dropping uncommitted data; it will be re-read.");
+        }
+        self.reset_pending();
+        self.freshness.committed();
+    }
+
+    fn batch_error(&self, source: arrow_schema::ArrowError) -> RuntimeError {
+        RuntimeError::Batch {
+            product: self.product.clone(),
+            source,
+        }
+    }
+
+    fn spawn_sla_ticker(&self, ctx: &WorkerContext, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let metrics = ctx.metrics.clone();
+        let product = self.product.clone();
+        let port = self.port_label.clone();
+        let freshness = Arc::clone(&self.freshness);
+        let assignment = Arc::clone(&self.assignment);
+        let slo = self.slo;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                let lags = assignment.lag.lock().map(|l| l.clone()).unwrap_or_default();
+                for (topic, lag) in &lags {
+                    metrics.consumer_lag.with_label_values(&[&product, topic]).set(*lag);
+                }
+                let seconds = freshness.seconds(lags.values().sum());
+                let labels = [product.as_str(), port.as_str()];
+                metrics.freshness.with_label_values(&labels).set(seconds);
+                metrics.sla_evaluations.with_label_values(&labels).inc();
+                if freshness::is_good(seconds, slo) {
+                    metrics.sla_good.with_label_values(&labels).inc();
+                }
+            }
+        })
+    }
+}
+
+/// Produces the chunk's dead letters and waits until every one is acknowledged, retrying
+/// with backoff: their offsets must not be committed before that.
+async fn send_dead_letters(
+output: &DeadLetterOutput,
+decoders: &HashMap<String, PortDecoder>,
+product: &str,
+chunk: &Chunk,
+letters: &[(usize, &'static str, String)],
+metrics: &Metrics,
+) {
+    let batch: Vec<DeadLetter<'_>> = letters
+        .iter()
+        .filter_map(|(i, kind, message)| {
+            let origin = chunk.origins[*i];
+            let topic = &chunk.topics[origin.topic as usize];
+            let port = decoders.get(topic)?;
+            Some(DeadLetter {
+                topic: &port.dead_letter_topic,
+                key: chunk.key(*i),
+                payload: chunk.value(*i),
+                kind,
+                message,
+                source_topic: topic,
+                source_partition: origin.partition,
+                source_offset: origin.offset,
+            })
+        })
+        .collect();
+    // Offsets of these records count as done only once every letter is acknowledged.
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match output.send_all(&batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(product = %product, error = %e, "Dead-letter produce failed; retrying.");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    for letter in &batch {
+        metrics
+            .records_dead_lettered
+            .with_label_values(&[product, letter.source_topic, letter.kind])
+            .inc();
+    }
+}
+
+
+fn table_properties(product: &DataProduct, port: &meshd_config::OutputPort) -> HashMap<String, String> {
+    let meta = &product.spec.metadata;
+    HashMap::from([
+        ("datamesh.product".into(), meta.name.clone()),
+        ("datamesh.domain".into(), meta.domain.clone()),
+        ("datamesh.owner".into(), meta.owner.clone()),
+        ("datamesh.sla.freshness".into(), port.sla.freshness.as_str().to_string()),
+        ("datamesh.sla.availability".into(), port.sla.availability.as_str().to_string()),
+        ("datamesh.descriptor.sha256".into(), product.sha256.clone()),
+    ])
+}

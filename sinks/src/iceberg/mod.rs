@@ -1,0 +1,11 @@
+//! The Iceberg output port: catalog, table placement, data files and exactly-once commits.
+
+mod catalog;
+pub mod offsets;
+mod table;
+mod writer;
+
+pub use catalog::{open_catalog, redact_uri, table_location};
+pub use offsets::Offsets;
+pub use table::{CommitOutcome, OutputTable, RetryPolicy, TableSpec};
+pub use writer::{DataFiles, parquet_properties};
