@@ -204,14 +204,19 @@ impl PartitionTransform {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim().to_ascii_lowercase();
         let arg = |prefix: &str| -> Option<Result<u32, String>> {
-            let inner = t.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+            let inner = t
+                .strip_prefix(prefix)?
+                .strip_prefix('[')?
+                .strip_suffix(']')?;
             Some(
                 inner
                     .trim()
                     .parse::<u32>()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("`{text}` needs a positive whole number, e.g. `{prefix}[16]`")),
+                    .ok_or_else(|| {
+                        format!("`{text}` needs a positive whole number, e.g. `{prefix}[16]`")
+                    }),
             )
         };
         Ok(match t.as_str() {
@@ -248,7 +253,10 @@ impl PartitionTransform {
     }
 }
 
-crate::units::serde_via_text!(PartitionTransform, "a transform such as `day` or `bucket[16]`");
+crate::units::serde_via_text!(
+    PartitionTransform,
+    "a transform such as `day` or `bucket[16]`"
+);
 
 impl Serialize for PartitionTransform {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -340,10 +348,18 @@ impl DataProduct {
             }
         };
         if spec.spec.input_ports.is_empty() {
-            diagnostics.push(at("spec.inputPorts".into(), "a product needs at least one input port".into(), None));
+            diagnostics.push(at(
+                "spec.inputPorts".into(),
+                "a product needs at least one input port".into(),
+                None,
+            ));
         }
         if spec.spec.output_ports.is_empty() {
-            diagnostics.push(at("spec.outputPorts".into(), "a product needs at least one output port".into(), None));
+            diagnostics.push(at(
+                "spec.outputPorts".into(),
+                "a product needs at least one output port".into(),
+                None,
+            ));
         }
         if !is_identifier(&spec.metadata.name) {
             diagnostics.push(at(
@@ -371,7 +387,10 @@ impl DataProduct {
                         commit.interval.as_str(),
                         port.sla.freshness.as_str()
                     ),
-                    Some("commit more often than the SLA allows data to age, e.g. a tenth of it".into()),
+                    Some(
+                        "commit more often than the SLA allows data to age, e.g. a tenth of it"
+                            .into(),
+                    ),
                 ));
             }
             if let Some(name) = &port.name
@@ -387,12 +406,16 @@ impl DataProduct {
             match PortSchema::load(&schema_path) {
                 Ok(schema) => {
                     for (j, field) in port.partitioning.iter().enumerate() {
-                        if let Err(message) = schema.check_partition_source(&field.column, field.transform) {
-                            let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+                        if let Err(message) =
+                            schema.check_partition_source(&field.column, field.transform)
+                        {
+                            let names: Vec<&str> =
+                                schema.fields.iter().map(|f| f.name.as_str()).collect();
                             diagnostics.push(at(
                                 format!("spec.outputPorts[{i}].partitioning[{j}].column"),
                                 message,
-                                crate::error::closest(&field.column, &names).map(|c| format!("did you mean `{c}`?")),
+                                crate::error::closest(&field.column, &names)
+                                    .map(|c| format!("did you mean `{c}`?")),
                             ));
                         }
                     }

@@ -138,7 +138,12 @@ pub(crate) fn suggest(message: &str) -> Option<String> {
 pub fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::normalized_damerau_levenshtein(&given.to_lowercase(), &c.to_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::normalized_damerau_levenshtein(&given.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
         .filter(|(score, _)| *score >= 0.5)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

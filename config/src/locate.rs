@@ -60,7 +60,12 @@ fn is_content(line: &str) -> bool {
 }
 
 /// A key deeper than `parent_indent`, before the block of the parent ends.
-fn find_key(lines: &[&str], start: usize, parent_indent: isize, key: &str) -> Option<(usize, usize)> {
+fn find_key(
+    lines: &[&str],
+    start: usize,
+    parent_indent: isize,
+    key: &str,
+) -> Option<(usize, usize)> {
     for (n, line) in lines.iter().enumerate().skip(start) {
         if !is_content(line) {
             continue;
@@ -86,7 +91,12 @@ fn find_key(lines: &[&str], start: usize, parent_indent: isize, key: &str) -> Op
 }
 
 /// The `index`-th `- ` item of the sequence under the current key.
-fn find_item(lines: &[&str], start: usize, parent_indent: isize, index: usize) -> Option<(usize, usize)> {
+fn find_item(
+    lines: &[&str],
+    start: usize,
+    parent_indent: isize,
+    index: usize,
+) -> Option<(usize, usize)> {
     let mut seen = 0usize;
     let mut item_indent = None;
     for (n, line) in lines.iter().enumerate().skip(start + 1) {

@@ -57,7 +57,10 @@ impl FromStr for Masking {
                 let hint = crate::error::closest(s, &names)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                format!("unknown masking `{s}`; use one of {}{hint}", names.join(", "))
+                format!(
+                    "unknown masking `{s}`; use one of {}{hint}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -75,8 +78,19 @@ mod tests {
     #[test]
     fn parses_the_documented_spellings() {
         assert_eq!("SHA256".parse::<Masking>().unwrap(), Masking::Sha256);
-        assert_eq!("hmac-sha256".parse::<Masking>().unwrap(), Masking::HmacSha256);
-        assert_eq!("HMAC_SHA256".parse::<Masking>().unwrap(), Masking::HmacSha256);
-        assert!("SHA265".parse::<Masking>().unwrap_err().contains("did you mean `SHA256`"));
+        assert_eq!(
+            "hmac-sha256".parse::<Masking>().unwrap(),
+            Masking::HmacSha256
+        );
+        assert_eq!(
+            "HMAC_SHA256".parse::<Masking>().unwrap(),
+            Masking::HmacSha256
+        );
+        assert!(
+            "SHA265"
+                .parse::<Masking>()
+                .unwrap_err()
+                .contains("did you mean `SHA256`")
+        );
     }
 }

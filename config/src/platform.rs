@@ -132,7 +132,10 @@ pub struct MaskingConfig {
 }
 
 fn default_kafka() -> BTreeMap<String, Sensitive<String>> {
-    BTreeMap::from([("bootstrap.servers".to_string(), Sensitive::new("localhost:9092".to_string()))])
+    BTreeMap::from([(
+        "bootstrap.servers".to_string(),
+        Sensitive::new("localhost:9092".to_string()),
+    )])
 }
 
 fn default_warehouse() -> String {
@@ -166,7 +169,10 @@ impl Default for PlatformConfig {
 
 impl PlatformConfig {
     /// Reads `path` if given, then applies `MESHD_…` variables from `env`.
-    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut config = match path {
             None => Self::default(),
             Some(path) => {
@@ -212,21 +218,29 @@ impl PlatformConfig {
                 self.catalog.kind = match value.as_str() {
                     "sql" => CatalogKind::Sql,
                     "rest" => CatalogKind::Rest,
-                    other => return Err(bad(format!("catalog type `{other}` is not `sql` or `rest`"))),
+                    other => {
+                        return Err(bad(format!(
+                            "catalog type `{other}` is not `sql` or `rest`"
+                        )));
+                    }
                 }
             }
             "METRICS_LISTEN" => {
-                self.metrics.listen = value
-                    .parse()
-                    .map_err(|_| bad(format!("`{value}` is not a socket address such as 127.0.0.1:9464")))?
+                self.metrics.listen = value.parse().map_err(|_| {
+                    bad(format!(
+                        "`{value}` is not a socket address such as 127.0.0.1:9464"
+                    ))
+                })?
             }
             "MASKING_KEY_FILE" => self.masking.key_file = Some(value.into()),
             "MASKING_KEY_ENV" => self.masking.key_env = Some(value),
             _ => {
                 if let Some(prop) = name.strip_prefix("KAFKA_") {
-                    self.kafka.insert(env_to_property(prop), Sensitive::new(value));
+                    self.kafka
+                        .insert(env_to_property(prop), Sensitive::new(value));
                 } else if let Some(prop) = name.strip_prefix("STORAGE_") {
-                    self.storage.insert(env_to_property(prop), Sensitive::new(value));
+                    self.storage
+                        .insert(env_to_property(prop), Sensitive::new(value));
                 }
                 // Other MESHD_ variables (e.g. MESHD_LOG) belong to the binary.
             }
@@ -274,7 +288,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported() {
-        let err = PlatformConfig::load(None, [("MESHD_METRICS_LISTEN".to_string(), "nope".to_string())]).unwrap_err();
+        let err = PlatformConfig::load(
+            None,
+            [("MESHD_METRICS_LISTEN".to_string(), "nope".to_string())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("MESHD_METRICS_LISTEN"), "{err}");
     }
 }

@@ -125,14 +125,17 @@ impl PortSchema {
 
     /// Parses `.avsc` text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let diag = |line: usize, column: usize, field: &str, message: String, hint: Option<String>| Diagnostic {
-            file: path.to_path_buf(),
-            line,
-            column,
-            path: field.to_string(),
-            message,
-            hint,
-        };
+        let diag =
+            |line: usize, column: usize, field: &str, message: String, hint: Option<String>| {
+                Diagnostic {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    path: field.to_string(),
+                    message,
+                    hint,
+                }
+            };
         // serde_json first: it knows where a syntax error is; apache-avro does not.
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
             return Err(ConfigError::invalid(diag(
@@ -144,7 +147,13 @@ impl PortSchema {
             )));
         }
         let avro = Avro::parse_str(text).map_err(|e| {
-            ConfigError::invalid(diag(1, 1, "", format!("not a valid Avro schema: {e}"), None))
+            ConfigError::invalid(diag(
+                1,
+                1,
+                "",
+                format!("not a valid Avro schema: {e}"),
+                None,
+            ))
         })?;
         let Avro::Record(record) = &avro else {
             return Err(ConfigError::invalid(diag(
@@ -152,7 +161,10 @@ impl PortSchema {
                 1,
                 "",
                 "the top-level schema must be an Avro record".into(),
-                Some("wrap the columns in {\"type\": \"record\", \"name\": …, \"fields\": […]}".into()),
+                Some(
+                    "wrap the columns in {\"type\": \"record\", \"name\": …, \"fields\": […]}"
+                        .into(),
+                ),
             )));
         };
         let mut mapper = Mapper {
@@ -166,7 +178,8 @@ impl PortSchema {
                 .errors
                 .into_iter()
                 .map(|(field, message, hint)| {
-                    let (line, column) = locate_field(text, field.rsplit('.').next().unwrap_or(&field));
+                    let (line, column) =
+                        locate_field(text, field.rsplit('.').next().unwrap_or(&field));
                     diag(line, column, &field, message, hint)
                 })
                 .collect();
@@ -216,20 +229,37 @@ impl PortSchema {
     }
 
     /// Checks a partition field's source before any table exists.
-    pub fn check_partition_source(&self, column: &str, transform: PartitionTransform) -> Result<(), String> {
+    pub fn check_partition_source(
+        &self,
+        column: &str,
+        transform: PartitionTransform,
+    ) -> Result<(), String> {
         let Some(c) = self.column(column) else {
-            return Err(format!("partition column `{column}` is not a top-level column of the schema"));
+            return Err(format!(
+                "partition column `{column}` is not a top-level column of the schema"
+            ));
         };
         let temporal = matches!(c.ty, ColumnType::Date | ColumnType::Timestamp { .. });
         match transform {
-            PartitionTransform::Year | PartitionTransform::Month | PartitionTransform::Day if !temporal => Err(
-                format!("`{}` needs a date or timestamp column; `{column}` is not one", transform.iceberg_name()),
-            ),
-            PartitionTransform::Hour if !matches!(c.ty, ColumnType::Timestamp { .. }) => {
-                Err(format!("`hour` needs a timestamp column; `{column}` is not one"))
+            PartitionTransform::Year | PartitionTransform::Month | PartitionTransform::Day
+                if !temporal =>
+            {
+                Err(format!(
+                    "`{}` needs a date or timestamp column; `{column}` is not one",
+                    transform.iceberg_name()
+                ))
             }
-            _ if matches!(c.ty, ColumnType::Record(_) | ColumnType::Array { .. } | ColumnType::Map { .. }) => {
-                Err(format!("`{column}` is nested; partition by a primitive column"))
+            PartitionTransform::Hour if !matches!(c.ty, ColumnType::Timestamp { .. }) => Err(
+                format!("`hour` needs a timestamp column; `{column}` is not one"),
+            ),
+            _ if matches!(
+                c.ty,
+                ColumnType::Record(_) | ColumnType::Array { .. } | ColumnType::Map { .. }
+            ) =>
+            {
+                Err(format!(
+                    "`{column}` is nested; partition by a primitive column"
+                ))
             }
             _ => Ok(()),
         }
@@ -295,12 +325,20 @@ fn iceberg_type(ty: &ColumnType, ids: &mut IdAllocator) -> Type {
                 .collect::<Vec<_>>();
             Type::Struct(StructType::new(fields))
         }
-        ColumnType::Array { items, items_optional } => {
+        ColumnType::Array {
+            items,
+            items_optional,
+        } => {
             let id = ids.take();
             let element = iceberg_type(items, ids);
-            Type::List(ListType::new(NestedField::list_element(id, element, !items_optional).into()))
+            Type::List(ListType::new(
+                NestedField::list_element(id, element, !items_optional).into(),
+            ))
         }
-        ColumnType::Map { values, values_optional } => {
+        ColumnType::Map {
+            values,
+            values_optional,
+        } => {
             let key_id = ids.take();
             let value_id = ids.take();
             let value = iceberg_type(values, ids);
@@ -318,7 +356,11 @@ struct Mapper {
 }
 
 impl Mapper {
-    fn record_fields(&mut self, fields: &[apache_avro::schema::RecordField], prefix: &str) -> Vec<Column> {
+    fn record_fields(
+        &mut self,
+        fields: &[apache_avro::schema::RecordField],
+        prefix: &str,
+    ) -> Vec<Column> {
         fields
             .iter()
             .filter_map(|f| {
@@ -376,14 +418,21 @@ impl Mapper {
     /// (optional, type) of a field schema; None after recording an error.
     fn field_type(&mut self, schema: &Avro, path: &str) -> Option<(bool, ColumnType)> {
         if let Avro::Union(u) = schema {
-            let non_null: Vec<&Avro> = u.variants().iter().filter(|v| !matches!(v, Avro::Null)).collect();
+            let non_null: Vec<&Avro> = u
+                .variants()
+                .iter()
+                .filter(|v| !matches!(v, Avro::Null))
+                .collect();
             if non_null.len() == 1 && u.variants().len() == 2 {
                 return self.value_type(non_null[0], path).map(|t| (true, t));
             }
             self.errors.push((
                 path.to_string(),
                 format!("union types other than [\"null\", T] are not supported (field `{path}`)"),
-                Some("use [\"null\", T] for an optional value, or a record with optional fields".into()),
+                Some(
+                    "use [\"null\", T] for an optional value, or a record with optional fields"
+                        .into(),
+                ),
             ));
             return None;
         }
@@ -404,7 +453,10 @@ impl Mapper {
                 if d.precision == 0 || d.precision > 38 || d.scale > d.precision {
                     self.errors.push((
                         path.to_string(),
-                        format!("decimal({}, {}) is out of range for field `{path}`", d.precision, d.scale),
+                        format!(
+                            "decimal({}, {}) is out of range for field `{path}`",
+                            d.precision, d.scale
+                        ),
                         Some("precision must be 1..=38 and scale at most the precision".into()),
                     ));
                     return None;
@@ -418,10 +470,22 @@ impl Mapper {
             Avro::Date => ColumnType::Date,
             Avro::TimeMillis => ColumnType::Time { micros: false },
             Avro::TimeMicros => ColumnType::Time { micros: true },
-            Avro::TimestampMillis => ColumnType::Timestamp { micros: false, utc: true },
-            Avro::TimestampMicros => ColumnType::Timestamp { micros: true, utc: true },
-            Avro::LocalTimestampMillis => ColumnType::Timestamp { micros: false, utc: false },
-            Avro::LocalTimestampMicros => ColumnType::Timestamp { micros: true, utc: false },
+            Avro::TimestampMillis => ColumnType::Timestamp {
+                micros: false,
+                utc: true,
+            },
+            Avro::TimestampMicros => ColumnType::Timestamp {
+                micros: true,
+                utc: true,
+            },
+            Avro::LocalTimestampMillis => ColumnType::Timestamp {
+                micros: false,
+                utc: false,
+            },
+            Avro::LocalTimestampMicros => ColumnType::Timestamp {
+                micros: true,
+                utc: false,
+            },
             Avro::Enum(e) => ColumnType::Enum(e.symbols.clone()),
             Avro::Record(r) => ColumnType::Record(self.record_fields(&r.fields, path)),
             Avro::Array(a) => {
@@ -432,7 +496,8 @@ impl Mapper {
                 }
             }
             Avro::Map(m) => {
-                let (values_optional, values) = self.field_type(&m.types, &format!("{path}{{}}"))?;
+                let (values_optional, values) =
+                    self.field_type(&m.types, &format!("{path}{{}}"))?;
                 ColumnType::Map {
                     values: Box::new(values),
                     values_optional,
@@ -499,7 +564,10 @@ fn collect_names(schema: &Avro, names: &mut BTreeMap<String, Avro>) {
 
 /// Line and column of `"name": "<field>"` in the `.avsc` text.
 fn locate_field(text: &str, field: &str) -> (usize, usize) {
-    let needle = format!("\"{}\"", field.trim_end_matches("[]").trim_end_matches("{}"));
+    let needle = format!(
+        "\"{}\"",
+        field.trim_end_matches("[]").trim_end_matches("{}")
+    );
     for (n, line) in text.lines().enumerate() {
         if let Some(col) = line.find(&needle)
             && line[..col].trim_end().ends_with(':')
@@ -541,8 +609,14 @@ mod tests {
         assert_eq!(ice.field_by_name("b").unwrap().id, 1);
         assert_eq!(ice.field_by_name("m").unwrap().id, 17);
         assert!(!ice.field_by_name("s").unwrap().required);
-        assert_eq!(ice.field_by_name("ts").unwrap().field_type.to_string(), "timestamptz");
-        assert_eq!(ice.field_by_name("e").unwrap().field_type.to_string(), "string");
+        assert_eq!(
+            ice.field_by_name("ts").unwrap().field_type.to_string(),
+            "timestamptz"
+        );
+        assert_eq!(
+            ice.field_by_name("e").unwrap().field_type.to_string(),
+            "string"
+        );
         assert_eq!(ice.field_by_name("r.x").unwrap().id, 18);
         // Same text, same ids.
         assert_eq!(parse(&s.text).unwrap().iceberg_schema().unwrap(), ice);
@@ -550,10 +624,12 @@ mod tests {
 
     #[test]
     fn unsupported_types_name_the_field() {
-        let err = parse(r#"{"type":"record","name":"R","fields":[
+        let err = parse(
+            r#"{"type":"record","name":"R","fields":[
   {"name":"ok","type":"int"},
   {"name":"choice","type":["int","string"]}
-]}"#)
+]}"#,
+        )
         .unwrap_err();
         let d = &err.diagnostics()[0];
         assert_eq!(d.path, "choice");

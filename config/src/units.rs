@@ -93,9 +93,7 @@ impl Ratio {
         }
         .map_err(|_| format!("`{text}` is not a ratio; write a percentage such as `99.9%`"))?;
         if !(value > 0.0 && value <= 1.0) {
-            return Err(format!(
-                "ratio `{text}` must be above 0% and at most 100%"
-            ));
+            return Err(format!("ratio `{text}` must be above 0% and at most 100%"));
         }
         Ok(Self {
             value,
@@ -138,13 +136,19 @@ impl ByteSize {
     /// Parses `128MiB`-style sizes.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (number, unit) = split_number(text)?;
-        let unit = if unit.is_empty() { "b".to_string() } else { unit.to_ascii_lowercase() };
+        let unit = if unit.is_empty() {
+            "b".to_string()
+        } else {
+            unit.to_ascii_lowercase()
+        };
         let scale = BYTE_UNITS
             .iter()
             .find(|(name, _)| *name == unit)
             .map(|(_, s)| *s)
             .ok_or_else(|| {
-                format!("unknown size unit `{unit}` in `{text}`; use B, KiB, MiB, GiB, KB, MB or GB")
+                format!(
+                    "unknown size unit `{unit}` in `{text}`; use B, KiB, MiB, GiB, KB, MB or GB"
+                )
             })?;
         let bytes = number * scale as f64;
         if !(bytes.is_finite() && bytes >= 1.0) {
@@ -182,7 +186,9 @@ fn split_number(text: &str) -> Result<(f64, String), String> {
 macro_rules! serde_via_text {
     ($ty:ty, $expecting:literal) => {
         impl<'de> ::serde::Deserialize<'de> for $ty {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
                 struct Visitor;
                 impl ::serde::de::Visitor<'_> for Visitor {
                     type Value = $ty;
@@ -253,8 +259,16 @@ mod tests {
     fn bad_durations_say_what_to_write() {
         let err = HumanDuration::parse("15 fortnights").unwrap_err();
         assert!(err.contains("unknown duration unit `fortnights`"), "{err}");
-        assert!(HumanDuration::parse("min").unwrap_err().contains("does not start with a number"));
-        assert!(HumanDuration::parse("0s").unwrap_err().contains("greater than zero"));
+        assert!(
+            HumanDuration::parse("min")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+        assert!(
+            HumanDuration::parse("0s")
+                .unwrap_err()
+                .contains("greater than zero")
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ fn load(descriptor: &str, schema: &str) -> Result<DataProduct, ConfigError> {
 /// Loads, expects failure, and returns the first diagnostic's (line, col, path, message).
 fn first_error(descriptor: &str, schema: &str) -> (usize, usize, String, String) {
     let err = load(descriptor, schema).expect_err("should be rejected");
-    let d = err.diagnostics().first().unwrap_or_else(|| panic!("no diagnostics: {err}")).clone();
+    let d = err
+        .diagnostics()
+        .first()
+        .unwrap_or_else(|| panic!("no diagnostics: {err}"))
+        .clone();
     let shown = d.to_string();
     (d.line, d.column, d.path, shown)
 }
@@ -56,22 +60,37 @@ fn seed_example_parses_as_written() {
     let product = DataProduct::load(&seed_dir().join("product.yaml")).unwrap();
     assert_eq!(product.name(), "payment-transactions");
     assert_eq!(product.domain(), "payments");
-    assert_eq!(product.table_ident(0), ("payments".into(), "payment_transactions".into()));
-    assert_eq!(product.consumer_group(), "meshd.payments.payment-transactions");
+    assert_eq!(
+        product.table_ident(0),
+        ("payments".into(), "payment_transactions".into())
+    );
+    assert_eq!(
+        product.consumer_group(),
+        "meshd.payments.payment-transactions"
+    );
     let port = &product.spec.spec.output_ports[0];
     assert_eq!(port.sla.freshness.duration().as_secs(), 900);
     assert!((port.sla.availability.value() - 0.999).abs() < 1e-12);
     assert_eq!(port.commit.interval.duration().as_secs(), 10);
     assert_eq!(product.spec.spec.input_ports[0].format, InputFormat::Json);
-    assert_eq!(product.spec.spec.input_ports[0].dead_letter_topic(), "raw-payment-events.dlq");
+    assert_eq!(
+        product.spec.spec.input_ports[0].dead_letter_topic(),
+        "raw-payment-events.dlq"
+    );
     let policies = product.spec.spec.policies.as_ref().unwrap();
-    assert_eq!(policies.access_control.as_ref().unwrap().filter.as_deref(), Some("region = 'JP'"));
+    assert_eq!(
+        policies.access_control.as_ref().unwrap().filter.as_deref(),
+        Some("region = 'JP'")
+    );
     assert_eq!(policies.retention.as_ref().unwrap().as_str(), "7years");
     let schema = &product.schemas[0];
     let email = schema.column("email").unwrap();
     assert_eq!(email.tags, vec!["PII"]);
     assert_eq!(email.masking, Some(Masking::Sha256));
-    assert_eq!(schema.column("card_last4").unwrap().masking, Some(Masking::Redact));
+    assert_eq!(
+        schema.column("card_last4").unwrap().masking,
+        Some(Masking::Redact)
+    );
     assert!(schema.column("card_last4").unwrap().optional);
     let iceberg = schema.iceberg_schema().unwrap();
     assert_eq!(iceberg.as_struct().fields().len(), 9);
@@ -87,7 +106,10 @@ fn extensions_parse() {
     let port = &p.spec.spec.output_ports[0];
     assert_eq!(p.spec.spec.input_ports[0].format, InputFormat::Avro);
     assert_eq!(p.spec.spec.input_ports[0].dead_letter_topic(), "orders-dlq");
-    assert_eq!(port.partitioning[1].transform, PartitionTransform::Bucket(16));
+    assert_eq!(
+        port.partitioning[1].transform,
+        PartitionTransform::Bucket(16)
+    );
     assert_eq!(port.commit.max_records, Some(50_000));
     assert_eq!(port.commit.target_file_size.bytes(), 64 << 20);
 }
@@ -104,15 +126,24 @@ fn misspelt_key_points_at_it_with_a_hint() {
 
 #[test]
 fn bad_duration_unit() {
-    let (line, col, path, shown) = first_error(&GOOD.replace("\"15min\"", "\"15 mins please\""), SCHEMA);
-    assert_eq!((line, col, path.as_str()), (16, 20, "spec.outputPorts[0].sla.freshness"), "{shown}");
+    let (line, col, path, shown) =
+        first_error(&GOOD.replace("\"15min\"", "\"15 mins please\""), SCHEMA);
+    assert_eq!(
+        (line, col, path.as_str()),
+        (16, 20, "spec.outputPorts[0].sla.freshness"),
+        "{shown}"
+    );
     assert!(shown.contains("unknown duration unit"), "{shown}");
 }
 
 #[test]
 fn bad_availability() {
     let (line, _, path, shown) = first_error(&GOOD.replace("\"99.9%\"", "\"lots\""), SCHEMA);
-    assert_eq!((line, path.as_str()), (17, "spec.outputPorts[0].sla.availability"), "{shown}");
+    assert_eq!(
+        (line, path.as_str()),
+        (17, "spec.outputPorts[0].sla.availability"),
+        "{shown}"
+    );
     assert!(shown.contains("not a ratio"), "{shown}");
 }
 
@@ -125,14 +156,18 @@ fn wrong_api_version() {
 
 #[test]
 fn wrong_kind_suggests_data_product() {
-    let (line, _, _, shown) = first_error(&GOOD.replace("kind: DataProduct", "kind: DataProdcut"), SCHEMA);
+    let (line, _, _, shown) = first_error(
+        &GOOD.replace("kind: DataProduct", "kind: DataProdcut"),
+        SCHEMA,
+    );
     assert_eq!(line, 2);
     assert!(shown.contains("did you mean `DataProduct`?"), "{shown}");
 }
 
 #[test]
 fn missing_required_key() {
-    let (line, _, path, shown) = first_error(&GOOD.replace("  owner: sales@example.com\n", ""), SCHEMA);
+    let (line, _, path, shown) =
+        first_error(&GOOD.replace("  owner: sales@example.com\n", ""), SCHEMA);
     assert_eq!((line, path.as_str()), (4, "metadata"), "{shown}");
     assert!(shown.contains("missing field `owner`"), "{shown}");
 }
@@ -140,7 +175,10 @@ fn missing_required_key() {
 #[test]
 fn wrong_type_for_a_list() {
     let (line, _, path, shown) = first_error(
-        &GOOD.replace("  inputPorts:\n    - type: kafka-topic\n      source: raw-orders\n", "  inputPorts: raw-orders\n"),
+        &GOOD.replace(
+            "  inputPorts:\n    - type: kafka-topic\n      source: raw-orders\n",
+            "  inputPorts: raw-orders\n",
+        ),
         SCHEMA,
     );
     assert_eq!((line, path.as_str()), (8, "spec.inputPorts"), "{shown}");
@@ -149,16 +187,30 @@ fn wrong_type_for_a_list() {
 
 #[test]
 fn unknown_port_type() {
-    let (line, _, path, shown) = first_error(&GOOD.replace("type: kafka-topic", "type: kafka-topik"), SCHEMA);
-    assert_eq!((line, path.as_str()), (9, "spec.inputPorts[0].type"), "{shown}");
+    let (line, _, path, shown) = first_error(
+        &GOOD.replace("type: kafka-topic", "type: kafka-topik"),
+        SCHEMA,
+    );
+    assert_eq!(
+        (line, path.as_str()),
+        (9, "spec.inputPorts[0].type"),
+        "{shown}"
+    );
     assert!(shown.contains("did you mean `kafka-topic`?"), "{shown}");
 }
 
 #[test]
 fn unknown_input_format() {
-    let text = GOOD.replace("      source: raw-orders\n", "      source: raw-orders\n      format: protobuf\n");
+    let text = GOOD.replace(
+        "      source: raw-orders\n",
+        "      source: raw-orders\n      format: protobuf\n",
+    );
     let (line, _, path, shown) = first_error(&text, SCHEMA);
-    assert_eq!((line, path.as_str()), (11, "spec.inputPorts[0].format"), "{shown}");
+    assert_eq!(
+        (line, path.as_str()),
+        (11, "spec.inputPorts[0].format"),
+        "{shown}"
+    );
     assert!(shown.contains("unknown variant `protobuf`"), "{shown}");
 }
 
@@ -166,29 +218,49 @@ fn unknown_input_format() {
 fn commit_interval_not_below_freshness() {
     let text = GOOD.to_string() + "      commit:\n        interval: 1h\n";
     let (line, col, path, shown) = first_error(&text, SCHEMA);
-    assert_eq!((line, col, path.as_str()), (19, 9, "spec.outputPorts[0].commit.interval"), "{shown}");
-    assert!(shown.contains("not below the freshness SLA 15min"), "{shown}");
+    assert_eq!(
+        (line, col, path.as_str()),
+        (19, 9, "spec.outputPorts[0].commit.interval"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("not below the freshness SLA 15min"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn bad_partition_transform() {
-    let text = GOOD.to_string() + "      partitioning:\n        - column: at\n          transform: bucket[0]\n";
+    let text = GOOD.to_string()
+        + "      partitioning:\n        - column: at\n          transform: bucket[0]\n";
     let (line, _, path, shown) = first_error(&text, SCHEMA);
-    assert_eq!((line, path.as_str()), (20, "spec.outputPorts[0].partitioning[0].transform"), "{shown}");
+    assert_eq!(
+        (line, path.as_str()),
+        (20, "spec.outputPorts[0].partitioning[0].transform"),
+        "{shown}"
+    );
     assert!(shown.contains("positive whole number"), "{shown}");
 }
 
 #[test]
 fn partition_column_that_does_not_exist() {
-    let text = GOOD.to_string() + "      partitioning:\n        - column: att\n          transform: day\n";
+    let text =
+        GOOD.to_string() + "      partitioning:\n        - column: att\n          transform: day\n";
     let (line, col, path, shown) = first_error(&text, SCHEMA);
-    assert_eq!((line, col, path.as_str()), (19, 11, "spec.outputPorts[0].partitioning[0].column"), "{shown}");
+    assert_eq!(
+        (line, col, path.as_str()),
+        (19, 11, "spec.outputPorts[0].partitioning[0].column"),
+        "{shown}"
+    );
     assert!(shown.contains("did you mean `at`?"), "{shown}");
 }
 
 #[test]
 fn malformed_yaml() {
-    let (line, _, _, shown) = first_error(&GOOD.replace("  domain: sales\n", "  domain: [sales\n"), SCHEMA);
+    let (line, _, _, shown) = first_error(
+        &GOOD.replace("  domain: sales\n", "  domain: [sales\n"),
+        SCHEMA,
+    );
     assert!(line >= 5, "{shown}");
     assert!(shown.contains("product.yaml:"), "{shown}");
 }
@@ -196,7 +268,11 @@ fn malformed_yaml() {
 #[test]
 fn missing_schema_file() {
     let (line, _, path, shown) = first_error(&GOOD.replace("./t.avsc", "./nope.avsc"), SCHEMA);
-    assert_eq!((line, path.as_str()), (14, "spec.outputPorts[0].schema"), "{shown}");
+    assert_eq!(
+        (line, path.as_str()),
+        (14, "spec.outputPorts[0].schema"),
+        "{shown}"
+    );
     assert!(shown.contains("cannot read schema"), "{shown}");
 }
 
@@ -217,7 +293,8 @@ fn null_masking_on_required_column() {
 
 #[test]
 fn several_problems_are_reported_together() {
-    let text = GOOD.replace("name: orders", "name: Orders!") + "      commit:\n        interval: 1h\n";
+    let text =
+        GOOD.replace("name: orders", "name: Orders!") + "      commit:\n        interval: 1h\n";
     let err = load(&text, SCHEMA).unwrap_err();
     assert_eq!(err.diagnostics().len(), 2, "{err}");
 }
@@ -225,5 +302,9 @@ fn several_problems_are_reported_together() {
 #[test]
 fn unreadable_file_is_a_clear_error() {
     let err = DataProduct::load(Path::new("/no/such/product.yaml")).unwrap_err();
-    assert!(err.to_string().contains("cannot read /no/such/product.yaml"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot read /no/such/product.yaml"),
+        "{err}"
+    );
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use iceberg::TableIdent;
 use meshd_config::{DataProduct, Masking, PlatformConfig, Sensitive};
+use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeError;
@@ -55,8 +55,14 @@ pub fn payment_event(n: u64, bad_every: u64) -> (String, Vec<u8>) {
         let bad = match (n / bad_every) % 5 {
             0 => "{\"transaction_id\": \"broken".to_string(),
             1 => format!("{{\"transaction_id\":\"{id}\",\"account_id\":1}}"),
-            2 => event_json(n, &id).replace("SETTLED", "LOST").replace("AUTHORIZED", "LOST").replace("REFUNDED", "LOST"),
-            3 => event_json(n, &id).replace(&format!("\"account_id\":{}", 100_000 + n % 5000), "\"account_id\":\"many\""),
+            2 => event_json(n, &id)
+                .replace("SETTLED", "LOST")
+                .replace("AUTHORIZED", "LOST")
+                .replace("REFUNDED", "LOST"),
+            3 => event_json(n, &id).replace(
+                &format!("\"account_id\":{}", 100_000 + n % 5000),
+                "\"account_id\":\"many\"",
+            ),
             _ => "not json at all".to_string(),
         };
         return (id, bad.into_bytes());
@@ -94,7 +100,9 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
         move |source| RuntimeError::Kafka { what, source }
     };
     let cluster = MockCluster::new(1).map_err(kafka_err("starting the mock cluster"))?;
-    cluster.create_topic(TOPIC, 3, 1).map_err(kafka_err("creating the input topic"))?;
+    cluster
+        .create_topic(TOPIC, 3, 1)
+        .map_err(kafka_err("creating the input topic"))?;
     cluster
         .create_topic(&format!("{TOPIC}.dlq"), 1, 1)
         .map_err(kafka_err("creating the dead-letter topic"))?;
@@ -102,27 +110,47 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
 
     let dir = options.state_dir.join("demo");
     let write = |path: &Path, text: &str| {
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).and_then(|_| std::fs::write(path, text))
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|_| std::fs::write(path, text))
     };
     let descriptor = dir.join("product.yaml");
     write(&descriptor, PRODUCT)
         .and_then(|_| write(&dir.join("schema/transactions.avsc"), SCHEMA))
-        .map_err(|e| RuntimeError::MaskingKey(format!("cannot write the demo product under {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            RuntimeError::MaskingKey(format!(
+                "cannot write the demo product under {}: {e}",
+                dir.display()
+            ))
+        })?;
     let key = b"demo-masking-key".to_vec();
     let mut platform = PlatformConfig::default();
-    platform.kafka.insert("bootstrap.servers".into(), Sensitive::new(bootstrap.clone()));
-    platform.catalog.uri = format!("sqlite://{}", options.state_dir.join("catalog.db").display());
+    platform.kafka.insert(
+        "bootstrap.servers".into(),
+        Sensitive::new(bootstrap.clone()),
+    );
+    platform.catalog.uri = format!(
+        "sqlite://{}",
+        options.state_dir.join("catalog.db").display()
+    );
     platform.warehouse = options.state_dir.join("warehouse").display().to_string();
     platform.metrics.listen = options.listen;
     let key_file = options.state_dir.join("demo/masking.key");
-    std::fs::write(&key_file, &key).map_err(|e| RuntimeError::MaskingKey(format!("cannot write {}: {e}", key_file.display())))?;
+    std::fs::write(&key_file, &key).map_err(|e| {
+        RuntimeError::MaskingKey(format!("cannot write {}: {e}", key_file.display()))
+    })?;
     platform.masking.key_file = Some(key_file);
     let platform = Arc::new(platform);
 
     let metrics = Metrics::new().map_err(|e| RuntimeError::MaskingKey(format!("metrics: {e}")))?;
     let health = Health::default();
     let shutdown = CancellationToken::new();
-    let bound = crate::http::serve(platform.metrics.listen, metrics.clone(), health.clone(), shutdown.clone()).await?;
+    let bound = crate::http::serve(
+        platform.metrics.listen,
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+    )
+    .await?;
 
     // The producer: `rate` events a second, 1 in 97 malformed.
     let producer: FutureProducer = ClientConfig::new()
@@ -130,7 +158,10 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
         .set("linger.ms", "20")
         .create()
         .map_err(kafka_err("creating the demo producer"))?;
-    let produce_for = options.duration.saturating_sub(Duration::from_secs(3)).max(Duration::from_secs(1));
+    let produce_for = options
+        .duration
+        .saturating_sub(Duration::from_secs(3))
+        .max(Duration::from_secs(1));
     let rate = options.rate.max(1);
     let producing = tokio::spawn(async move {
         let start = Instant::now();
@@ -174,7 +205,10 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
     let worker_token = shutdown.clone();
     let worker = tokio::spawn(async move { process.run(worker_token).await });
 
-    let _ = writeln!(out, "meshd demo: mock Kafka at {bootstrap}, metrics at http://{bound}/metrics");
+    let _ = writeln!(
+        out,
+        "meshd demo: mock Kafka at {bootstrap}, metrics at http://{bound}/metrics"
+    );
     let started = Instant::now();
     let mut last_consumed = 0.0;
     while started.elapsed() < options.duration {
@@ -196,9 +230,21 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
     let _ = writeln!(out);
     let (produced, samples) = producing.await.unwrap_or_default();
     shutdown.cancel();
-    let failed = worker.await.map_err(|e| RuntimeError::MaskingKey(format!("the worker task failed: {e}")))??;
+    let failed = worker
+        .await
+        .map_err(|e| RuntimeError::MaskingKey(format!("the worker task failed: {e}")))??;
     let text = metrics.render();
-    summary(&platform, &descriptor, produced, &samples, &key, failed, &text, out).await?;
+    summary(
+        &platform,
+        &descriptor,
+        produced,
+        &samples,
+        &key,
+        failed,
+        &text,
+        out,
+    )
+    .await?;
     drop(cluster);
     Ok(())
 }
@@ -208,7 +254,7 @@ pub fn sum_metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |total, value| total + value)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -225,49 +271,67 @@ async fn summary(
     let product = DataProduct::load(descriptor)?;
     let (ns, name) = product.table_ident(0);
     let catalog = meshd_sinks::iceberg::open_catalog(platform).await?;
-    let ident = TableIdent::from_strs([ns.as_str(), name.as_str()]).map_err(|e| table_err(&ns, &name, e))?;
-    let table = catalog.load_table(&ident).await.map_err(|e| table_err(&ns, &name, e))?;
+    let ident = TableIdent::from_strs([ns.as_str(), name.as_str()])
+        .map_err(|e| table_err(&ns, &name, e))?;
+    let table = catalog
+        .load_table(&ident)
+        .await
+        .map_err(|e| table_err(&ns, &name, e))?;
     let meta = table.metadata();
     let rows: u64 = meta
         .current_snapshot()
-        .and_then(|s| s.summary().additional_properties.get("total-records").cloned())
+        .and_then(|s| {
+            s.summary()
+                .additional_properties
+                .get("total-records")
+                .cloned()
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let wanted: BTreeMap<&str, &Sample> = samples.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut found = Vec::new();
-    if let Ok(scan) = table.scan().select(["transaction_id", "email", "card_last4"]).build() {
-        if let Ok(stream) = scan.to_arrow().await {
-            let batches: Vec<_> = stream.try_collect().await.unwrap_or_default();
-            for batch in batches {
-                use arrow_array::Array;
-                use arrow_array::cast::AsArray;
-                let ids = batch.column(0).as_string::<i32>();
-                let emails = batch.column(1).as_string::<i32>();
-                let cards = batch.column(2).as_string::<i32>();
-                for i in 0..batch.num_rows() {
-                    if let Some(s) = wanted.get(ids.value(i)) {
-                        found.push((s, emails.value(i).to_string(), cards.is_valid(i).then(|| cards.value(i).to_string())));
-                    }
-                }
-            }
+    let found = match masked_samples(&table, &wanted).await {
+        Ok(found) => found,
+        Err(e) => {
+            let _ = writeln!(out, "  (could not read back masked samples: {e})");
+            Vec::new()
         }
-    }
+    };
     let _ = writeln!(out, "\nSummary");
     let _ = writeln!(out, "  table        {ns}.{name}");
     let _ = writeln!(out, "  location     {}", meta.location());
     let _ = writeln!(out, "  snapshots    {}", meta.snapshots().len());
     let _ = writeln!(out, "  produced     {produced} records");
     let _ = writeln!(out, "  rows         {rows}");
-    let _ = writeln!(out, "  dead letters {:.0} (topic {TOPIC}.dlq)", sum_metric(metrics, "meshd_records_dead_lettered_total"));
+    let _ = writeln!(
+        out,
+        "  dead letters {:.0} (topic {TOPIC}.dlq)",
+        sum_metric(metrics, "meshd_records_dead_lettered_total")
+    );
     if failed > 0 {
-        let _ = writeln!(out, "  FAILED       {failed} product(s) failed; see the log above");
+        let _ = writeln!(
+            out,
+            "  FAILED       {failed} product(s) failed; see the log above"
+        );
     }
-    let _ = writeln!(out, "  masked values (as stored, next to what they replaced):");
+    let _ = writeln!(
+        out,
+        "  masked values (as stored, next to what they replaced):"
+    );
     for (s, email, card) in &found {
         let expected = mask_one(&s.email, Masking::Sha256, Some(key)).unwrap_or_default();
         let ok = if *email == expected { "ok" } else { "MISMATCH" };
-        let _ = writeln!(out, "    {:<24} email SHA256 {}…  ({ok})", s.email, &email[..16.min(email.len())]);
-        let _ = writeln!(out, "    {:<24} card_last4 REDACT {}", s.card, card.as_deref().unwrap_or("null"));
+        let _ = writeln!(
+            out,
+            "    {:<24} email SHA256 {}…  ({ok})",
+            s.email,
+            &email[..16.min(email.len())]
+        );
+        let _ = writeln!(
+            out,
+            "    {:<24} card_last4 REDACT {}",
+            s.card,
+            card.as_deref().unwrap_or("null")
+        );
     }
     let catalog_file = platform.catalog.uri.trim_start_matches("sqlite://");
     let _ = writeln!(out, "  read it with pyiceberg:");
@@ -276,11 +340,50 @@ async fn summary(
         out,
         "    cat = SqlCatalog(\"{}\", uri=\"sqlite:///{}\", warehouse=\"file://{}\")",
         platform.catalog.name,
-        std::path::absolute(catalog_file).unwrap_or_default().display(),
-        std::path::absolute(&platform.warehouse).unwrap_or_default().display(),
+        std::path::absolute(catalog_file)
+            .unwrap_or_default()
+            .display(),
+        std::path::absolute(&platform.warehouse)
+            .unwrap_or_default()
+            .display(),
     );
-    let _ = writeln!(out, "    print(cat.load_table(\"{ns}.{name}\").scan().to_arrow().num_rows)");
+    let _ = writeln!(
+        out,
+        "    print(cat.load_table(\"{ns}.{name}\").scan().to_arrow().num_rows)"
+    );
     Ok(())
+}
+
+/// Reads back the stored email and card of the sampled events, to show masking at work.
+async fn masked_samples<'a>(
+    table: &iceberg::table::Table,
+    wanted: &BTreeMap<&str, &'a Sample>,
+) -> Result<Vec<(&'a Sample, String, Option<String>)>, iceberg::Error> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    let stream = table
+        .scan()
+        .select(["transaction_id", "email", "card_last4"])
+        .build()?
+        .to_arrow()
+        .await?;
+    let batches: Vec<_> = stream.try_collect().await?;
+    let mut found = Vec::new();
+    for batch in batches {
+        let ids = batch.column(0).as_string::<i32>();
+        let emails = batch.column(1).as_string::<i32>();
+        let cards = batch.column(2).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            if let Some(s) = wanted.get(ids.value(i)) {
+                found.push((
+                    *s,
+                    emails.value(i).to_string(),
+                    cards.is_valid(i).then(|| cards.value(i).to_string()),
+                ));
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn table_err(ns: &str, name: &str, source: iceberg::Error) -> RuntimeError {

@@ -50,7 +50,9 @@ pub enum RuntimeError {
     #[error("masking key: {0}")]
     MaskingKey(String),
     /// The metrics endpoint could not start.
-    #[error("cannot listen on {addr} for metrics: {source} (set metrics.listen or MESHD_METRICS_LISTEN)")]
+    #[error(
+        "cannot listen on {addr} for metrics: {source} (set metrics.listen or MESHD_METRICS_LISTEN)"
+    )]
     Listen {
         /// The address.
         addr: std::net::SocketAddr,

@@ -94,7 +94,9 @@ impl Health {
                     State::Running(_) => ProductStatus {
                         ready: false,
                         state: "running",
-                        reason: Some("waiting for a partition assignment from the consumer group".into()),
+                        reason: Some(
+                            "waiting for a partition assignment from the consumer group".into(),
+                        ),
                     },
                     State::Failed(reason) => ProductStatus {
                         ready: false,

@@ -26,8 +26,12 @@ pub async fn serve(
     health: Health,
     shutdown: CancellationToken,
 ) -> Result<std::net::SocketAddr, RuntimeError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| RuntimeError::Listen { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| RuntimeError::Listen { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| RuntimeError::Listen { addr, source })?;
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -46,7 +50,10 @@ pub async fn serve(
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

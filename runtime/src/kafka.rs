@@ -60,7 +60,9 @@ impl InputContext {
     fn table_offsets(&self) -> Offsets {
         let mut wait = Duration::from_millis(200);
         loop {
-            let loaded = tokio::task::block_in_place(|| self.runtime.block_on(self.catalog.load_table(&self.table)));
+            let loaded = tokio::task::block_in_place(|| {
+                self.runtime.block_on(self.catalog.load_table(&self.table))
+            });
             match loaded {
                 Ok(table) => return offsets::recorded_offsets(table.metadata(), &self.group),
                 Err(e) => {
@@ -93,7 +95,12 @@ impl ClientContext for InputContext {
 }
 
 impl ConsumerContext for InputContext {
-    fn rebalance(&self, base_consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let recorded = self.table_offsets();
@@ -101,7 +108,10 @@ impl ConsumerContext for InputContext {
                 let mut assigned = Vec::new();
                 for elem in tpl.elements() {
                     let (topic, partition) = (elem.topic().to_string(), elem.partition());
-                    let at = recorded.get(&topic).and_then(|p| p.get(&partition)).copied();
+                    let at = recorded
+                        .get(&topic)
+                        .and_then(|p| p.get(&partition))
+                        .copied();
                     assigned.push((topic.clone(), partition));
                     if let Some(offset) = at {
                         baseline.entry(topic).or_default().insert(partition, offset);
@@ -109,7 +119,8 @@ impl ConsumerContext for InputContext {
                 }
                 for (topic, partition) in &assigned {
                     if let Some(offset) = baseline.get(topic).and_then(|p| p.get(partition)) {
-                        let _ = tpl.set_partition_offset(topic, *partition, Offset::Offset(*offset));
+                        let _ =
+                            tpl.set_partition_offset(topic, *partition, Offset::Offset(*offset));
                     }
                 }
                 tracing::info!(group = %self.group, partitions = ?assigned, resume_from = ?baseline, "Partitions assigned; resuming from the offsets recorded in the table.");
@@ -171,30 +182,48 @@ pub fn consumer(
         .set("fetch.max.bytes", "52428800")
         .set("queued.max.messages.kbytes", "65536");
     let consumer: StreamConsumer<InputContext> =
-        config.create_with_context(context).map_err(|source| RuntimeError::Kafka {
-            what: "creating the consumer".into(),
+        config
+            .create_with_context(context)
+            .map_err(|source| RuntimeError::Kafka {
+                what: "creating the consumer".into(),
+                source,
+            })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| RuntimeError::Kafka {
+            what: format!("subscribing to {}", topics.join(", ")),
             source,
         })?;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&names).map_err(|source| RuntimeError::Kafka {
-        what: format!("subscribing to {}", topics.join(", ")),
-        source,
-    })?;
     Ok((consumer, state))
 }
 
 /// Creates topics that do not exist yet (the dead-letter topic, and in the demo the input).
-pub async fn ensure_topics(platform: &PlatformConfig, topics: &[(String, i32)]) -> Result<(), RuntimeError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(platform).create().map_err(|source| RuntimeError::Kafka {
-        what: "creating the admin client".into(),
-        source,
-    })?;
+pub async fn ensure_topics(
+    platform: &PlatformConfig,
+    topics: &[(String, i32)],
+) -> Result<(), RuntimeError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(platform)
+            .create()
+            .map_err(|source| RuntimeError::Kafka {
+                what: "creating the admin client".into(),
+                source,
+            })?;
+    let existing = existing_topics(&admin)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
+        .filter(|(name, _)| !existing.contains(name))
         .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(-1)))
         .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
     let results = admin
-        .create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
         .await
         .map_err(|source| RuntimeError::Kafka {
             what: "creating topics".into(),
@@ -214,8 +243,30 @@ pub async fn ensure_topics(platform: &PlatformConfig, topics: &[(String, i32)]) 
     Ok(())
 }
 
+/// Names of the topics the cluster already has: creating only what is missing keeps startup
+/// working on brokers (and librdkafka's mock cluster) that do not answer CreateTopics.
+fn existing_topics(
+    admin: &AdminClient<DefaultClientContext>,
+) -> Result<std::collections::HashSet<String>, RuntimeError> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .map_err(|source| RuntimeError::Kafka {
+            what: "fetching cluster metadata".into(),
+            source,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
 /// Commits `next` offsets to the consumer group (lag visibility only; the table is the truth).
-pub fn commit_group_offsets(consumer: &StreamConsumer<InputContext>, next: &Offsets) -> KafkaResult<()> {
+pub fn commit_group_offsets(
+    consumer: &StreamConsumer<InputContext>,
+    next: &Offsets,
+) -> KafkaResult<()> {
     let mut tpl = TopicPartitionList::new();
     for (topic, parts) in next {
         for (partition, offset) in parts {

@@ -17,7 +17,11 @@ use meshd_runtime::worker::WorkerOptions;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "meshd", version, about = "Runs streaming data products: Kafka → validate + mask → Iceberg, exactly once.")]
+#[command(
+    name = "meshd",
+    version,
+    about = "Runs streaming data products: Kafka → validate + mask → Iceberg, exactly once."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,9 +67,16 @@ enum Command {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MESHD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -94,9 +105,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Demo { seconds, rate, state_dir, listen } => {
+        Command::Demo {
+            seconds,
+            rate,
+            state_dir,
+            listen,
+        } => {
             let options = DemoOptions {
                 duration: Duration::from_secs(seconds),
                 rate,
@@ -104,16 +124,28 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 listen,
             };
             let mut stdout = std::io::stdout();
-            demo::run(options, &mut stdout).await.context("the demo failed")?;
+            demo::run(options, &mut stdout)
+                .await
+                .context("the demo failed")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { descriptors, config, drain_seconds } => {
+        Command::Run {
+            descriptors,
+            config,
+            drain_seconds,
+        } => {
             let env = std::env::vars().filter(|(k, _)| k.starts_with("MESHD_"));
             let platform = Arc::new(PlatformConfig::load(config.as_deref(), env)?);
             let metrics = Metrics::new().context("registering metrics")?;
             let health = Health::default();
             let shutdown = CancellationToken::new();
-            let bound = meshd_runtime::http::serve(platform.metrics.listen, metrics.clone(), health.clone(), shutdown.clone()).await?;
+            let bound = meshd_runtime::http::serve(
+                platform.metrics.listen,
+                metrics.clone(),
+                health.clone(),
+                shutdown.clone(),
+            )
+            .await?;
             tracing::info!(metrics = %format!("http://{bound}/metrics"), "Serving metrics and health.");
             let signals = shutdown.clone();
             tokio::spawn(async move {
@@ -133,7 +165,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let failed = process.run(shutdown.clone()).await?;
             shutdown.cancel();
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

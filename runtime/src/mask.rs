@@ -54,7 +54,8 @@ impl Masker {
                 continue;
             };
             let masked = self.mask_array(&arrays[i], *method)?;
-            fields[i] = Field::new(name, masked.data_type().clone(), true).with_metadata(fields[i].metadata().clone());
+            fields[i] = Field::new(name, masked.data_type().clone(), true)
+                .with_metadata(fields[i].metadata().clone());
             arrays[i] = masked;
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
@@ -75,7 +76,11 @@ impl Masker {
 }
 
 /// Masks a string array with one method; `key` feeds SHA256 (prefix) and HMAC-SHA256.
-pub fn mask_strings(values: &StringArray, method: Masking, key: Option<&[u8]>) -> Result<StringArray, ArrowError> {
+pub fn mask_strings(
+    values: &StringArray,
+    method: Masking,
+    key: Option<&[u8]>,
+) -> Result<StringArray, ArrowError> {
     let len = values.len();
     let mut out = StringBuilder::with_capacity(len, len * 64);
     let mut hex_buf = [0u8; 64];
@@ -102,8 +107,9 @@ pub fn mask_strings(values: &StringArray, method: Masking, key: Option<&[u8]>) -
                     "HMAC-SHA256 masking needs a key: set masking.keyFile or masking.keyEnv".into(),
                 )
             })?;
-            let base = <Hmac<Sha256> as Mac>::new_from_slice(k)
-                .map_err(|_| ArrowError::InvalidArgumentError("the masking key cannot key HMAC-SHA256".into()))?;
+            let base = <Hmac<Sha256> as Mac>::new_from_slice(k).map_err(|_| {
+                ArrowError::InvalidArgumentError("the masking key cannot key HMAC-SHA256".into())
+            })?;
             for v in values.iter() {
                 match v {
                     None => out.append_null(),
@@ -169,9 +175,15 @@ mod tests {
     fn every_method_matches_its_definition() {
         let key = b"k3y".as_slice();
         let sha = hex::encode(Sha256::digest(b"k3yalice@example.com"));
-        assert_eq!(mask_one("alice@example.com", Masking::Sha256, Some(key)).unwrap(), sha);
+        assert_eq!(
+            mask_one("alice@example.com", Masking::Sha256, Some(key)).unwrap(),
+            sha
+        );
         let plain = hex::encode(Sha256::digest(b"alice@example.com"));
-        assert_eq!(mask_one("alice@example.com", Masking::Sha256, None).unwrap(), plain);
+        assert_eq!(
+            mask_one("alice@example.com", Masking::Sha256, None).unwrap(),
+            plain
+        );
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
         mac.update(b"alice@example.com");
         assert_eq!(
@@ -179,7 +191,10 @@ mod tests {
             hex::encode(mac.finalize().into_bytes())
         );
         assert_eq!(mask_one("4242", Masking::Redact, None).unwrap(), REDACTED);
-        assert_eq!(mask_one("4111111111111111", Masking::Last4, None).unwrap(), "************1111");
+        assert_eq!(
+            mask_one("4111111111111111", Masking::Last4, None).unwrap(),
+            "************1111"
+        );
         assert_eq!(mask_one("abc", Masking::Last4, None).unwrap(), "abc");
         assert_eq!(mask_one("x", Masking::Null, None), None);
         assert!(mask_one("x", Masking::HmacSha256, None).is_none());

@@ -3,7 +3,8 @@
 //! or an output table) and `reason` for dead letters, `outcome` for commits.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// The metric set of one meshd process.
@@ -42,20 +43,62 @@ pub struct Metrics {
 
 /// Every metric name with its help text, for the README and the compliance test.
 pub const DOCUMENTED: &[(&str, &str)] = &[
-    ("meshd_records_consumed_total", "Records read from an input port (labels: product, port = topic)."),
-    ("meshd_bytes_consumed_total", "Bytes of record values read from an input port (labels: product, port = topic)."),
-    ("meshd_records_committed_total", "Rows made visible in the output table (labels: product, port = table)."),
-    ("meshd_records_dead_lettered_total", "Records sent to the dead-letter topic (labels: product, port = topic, reason)."),
-    ("meshd_commits_total", "Commit attempts by outcome: committed, already_committed, failed, fenced (labels: product, port, outcome)."),
-    ("meshd_commit_duration_seconds", "Time from closing data files to a visible snapshot (histogram; labels: product, port)."),
-    ("meshd_last_commit_timestamp_seconds", "Unix time of the last successful commit (labels: product, port)."),
-    ("meshd_consumer_lag_records", "Records in the input topic not yet consumed, from librdkafka statistics (labels: product, port = topic)."),
-    ("meshd_freshness_seconds", "Age of the oldest record consumed but not yet visible in the table; 0 when all is committed and lag is 0 (labels: product, port)."),
-    ("meshd_sla_freshness_slo_seconds", "The freshness SLO from the descriptor (labels: product, port)."),
-    ("meshd_sla_availability_target_ratio", "The availability target from the descriptor, e.g. 0.999 (labels: product, port)."),
-    ("meshd_sla_evaluations_total", "SLA evaluations, one per second (labels: product, port)."),
-    ("meshd_sla_good_total", "Evaluations with freshness within the SLO; good/evaluations is the availability (labels: product, port)."),
-    ("meshd_worker_up", "1 while the product's worker runs, 0 when it failed or stopped (labels: product)."),
+    (
+        "meshd_records_consumed_total",
+        "Records read from an input port (labels: product, port = topic).",
+    ),
+    (
+        "meshd_bytes_consumed_total",
+        "Bytes of record values read from an input port (labels: product, port = topic).",
+    ),
+    (
+        "meshd_records_committed_total",
+        "Rows made visible in the output table (labels: product, port = table).",
+    ),
+    (
+        "meshd_records_dead_lettered_total",
+        "Records sent to the dead-letter topic (labels: product, port = topic, reason).",
+    ),
+    (
+        "meshd_commits_total",
+        "Commit attempts by outcome: committed, already_committed, failed, fenced (labels: product, port, outcome).",
+    ),
+    (
+        "meshd_commit_duration_seconds",
+        "Time from closing data files to a visible snapshot (histogram; labels: product, port).",
+    ),
+    (
+        "meshd_last_commit_timestamp_seconds",
+        "Unix time of the last successful commit (labels: product, port).",
+    ),
+    (
+        "meshd_consumer_lag_records",
+        "Records in the input topic not yet consumed, from librdkafka statistics (labels: product, port = topic).",
+    ),
+    (
+        "meshd_freshness_seconds",
+        "Age of the oldest record consumed but not yet visible in the table; 0 when all is committed and lag is 0 (labels: product, port).",
+    ),
+    (
+        "meshd_sla_freshness_slo_seconds",
+        "The freshness SLO from the descriptor (labels: product, port).",
+    ),
+    (
+        "meshd_sla_availability_target_ratio",
+        "The availability target from the descriptor, e.g. 0.999 (labels: product, port).",
+    ),
+    (
+        "meshd_sla_evaluations_total",
+        "SLA evaluations, one per second (labels: product, port).",
+    ),
+    (
+        "meshd_sla_good_total",
+        "Evaluations with freshness within the SLO; good/evaluations is the availability (labels: product, port).",
+    ),
+    (
+        "meshd_worker_up",
+        "1 while the product's worker runs, 0 when it failed or stopped (labels: product).",
+    ),
 ];
 
 fn help(name: &str) -> String {
@@ -87,8 +130,13 @@ impl Metrics {
             Ok(g)
         };
         let commit_duration = HistogramVec::new(
-            HistogramOpts::new("meshd_commit_duration_seconds", help("meshd_commit_duration_seconds"))
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "meshd_commit_duration_seconds",
+                help("meshd_commit_duration_seconds"),
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             pp,
         )?;
         registry.register(Box::new(commit_duration.clone()))?;
@@ -96,7 +144,10 @@ impl Metrics {
             records_consumed: counter("meshd_records_consumed_total", pp)?,
             bytes_consumed: counter("meshd_bytes_consumed_total", pp)?,
             records_committed: counter("meshd_records_committed_total", pp)?,
-            records_dead_lettered: counter("meshd_records_dead_lettered_total", &["product", "port", "reason"])?,
+            records_dead_lettered: counter(
+                "meshd_records_dead_lettered_total",
+                &["product", "port", "reason"],
+            )?,
             commits: counter("meshd_commits_total", &["product", "port", "outcome"])?,
             commit_duration,
             last_commit_timestamp: gauge("meshd_last_commit_timestamp_seconds", pp)?,

@@ -15,17 +15,25 @@ use crate::worker::{self, WorkerContext, WorkerOptions};
 /// Reads the masking key from its file or variable; the key itself is never logged.
 pub fn masking_key(config: &MaskingConfig) -> Result<Option<Sensitive<Vec<u8>>>, RuntimeError> {
     if let Some(path) = &config.key_file {
-        let text = std::fs::read(path)
-            .map_err(|e| RuntimeError::MaskingKey(format!("cannot read masking.keyFile {}: {e}", path.display())))?;
+        let text = std::fs::read(path).map_err(|e| {
+            RuntimeError::MaskingKey(format!(
+                "cannot read masking.keyFile {}: {e}",
+                path.display()
+            ))
+        })?;
         let trimmed = text.trim_ascii().to_vec();
         if trimmed.is_empty() {
-            return Err(RuntimeError::MaskingKey(format!("masking.keyFile {} is empty", path.display())));
+            return Err(RuntimeError::MaskingKey(format!(
+                "masking.keyFile {} is empty",
+                path.display()
+            )));
         }
         return Ok(Some(Sensitive::new(trimmed)));
     }
     if let Some(var) = &config.key_env {
-        let value = std::env::var(var)
-            .map_err(|_| RuntimeError::MaskingKey(format!("masking.keyEnv names {var}, which is not set")))?;
+        let value = std::env::var(var).map_err(|_| {
+            RuntimeError::MaskingKey(format!("masking.keyEnv names {var}, which is not set"))
+        })?;
         return Ok(Some(Sensitive::new(value.into_bytes())));
     }
     Ok(None)

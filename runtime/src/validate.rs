@@ -34,7 +34,12 @@ pub fn validate(batch: &RecordBatch, columns: &[Column]) -> Vec<Invalid> {
     bad.into_iter().flatten().collect()
 }
 
-fn record(bad: &mut [Option<Invalid>], row: usize, kind: &'static str, message: impl FnOnce() -> String) {
+fn record(
+    bad: &mut [Option<Invalid>],
+    row: usize,
+    kind: &'static str,
+    message: impl FnOnce() -> String,
+) {
     if bad[row].is_none() {
         bad[row] = Some(Invalid {
             row,
@@ -45,7 +50,12 @@ fn record(bad: &mut [Option<Invalid>], row: usize, kind: &'static str, message: 
 }
 
 /// `parent` is the validity of the enclosing struct: a null parent excuses its children.
-fn check(column: &Column, array: &ArrayRef, parent: Option<&NullBuffer>, bad: &mut [Option<Invalid>]) {
+fn check(
+    column: &Column,
+    array: &ArrayRef,
+    parent: Option<&NullBuffer>,
+    bad: &mut [Option<Invalid>],
+) {
     let present = |row: usize| parent.is_none_or(|p| p.is_valid(row));
     if !column.optional && array.null_count() > 0 {
         for row in 0..array.len() {
@@ -58,12 +68,18 @@ fn check(column: &Column, array: &ArrayRef, parent: Option<&NullBuffer>, bad: &m
     }
     match &column.ty {
         ColumnType::Enum(symbols) => {
-            let Ok(text) = arrow_cast::cast(array, &DataType::Utf8) else { return };
+            let Ok(text) = arrow_cast::cast(array, &DataType::Utf8) else {
+                return;
+            };
             let text = text.as_string::<i32>();
             for row in 0..text.len() {
                 if text.is_valid(row) && !symbols.iter().any(|s| s == text.value(row)) {
                     record(bad, row, reason::ENUM, || {
-                        format!("`{}` is not one of the symbols {}", column.path, symbols.join(", "))
+                        format!(
+                            "`{}` is not one of the symbols {}",
+                            column.path,
+                            symbols.join(", ")
+                        )
                     });
                 }
             }
@@ -72,7 +88,10 @@ fn check(column: &Column, array: &ArrayRef, parent: Option<&NullBuffer>, bad: &m
             if let Some(decimals) = array.as_primitive_opt::<Decimal128Type>() {
                 for row in 0..decimals.len() {
                     if decimals.is_valid(row)
-                        && !Decimal128Type::is_valid_decimal_precision(decimals.value(row), *precision as u8)
+                        && !Decimal128Type::is_valid_decimal_precision(
+                            decimals.value(row),
+                            *precision as u8,
+                        )
                     {
                         record(bad, row, reason::DECIMAL, || {
                             format!("`{}` has more than {precision} digits", column.path)
@@ -85,7 +104,9 @@ fn check(column: &Column, array: &ArrayRef, parent: Option<&NullBuffer>, bad: &m
             let text = array.as_string::<i32>();
             for row in 0..text.len() {
                 if text.is_valid(row) && uuid::Uuid::try_parse(text.value(row)).is_err() {
-                    record(bad, row, reason::FORMAT, || format!("`{}` is not a UUID", column.path));
+                    record(bad, row, reason::FORMAT, || {
+                        format!("`{}` is not a UUID", column.path)
+                    });
                 }
             }
         }

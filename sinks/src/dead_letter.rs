@@ -58,7 +58,10 @@ pub struct DeadLetterOutput {
 impl DeadLetterOutput {
     /// A producer with `acks=all` on the same cluster as the input ports.
     pub fn new(mut config: ClientConfig, product: &str) -> Result<Self, SinkError> {
-        config.set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "60000");
+        config
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "60000");
         let producer = config.create().map_err(|source| SinkError::DeadLetter {
             topic: "(producer)".into(),
             source,
@@ -75,13 +78,32 @@ impl DeadLetterOutput {
             let partition = l.source_partition.to_string();
             let offset = l.source_offset.to_string();
             let headers = OwnedHeaders::new()
-                .insert(Header { key: headers::ERROR_KIND, value: Some(l.kind) })
-                .insert(Header { key: headers::ERROR_MESSAGE, value: Some(l.message) })
-                .insert(Header { key: headers::SOURCE_TOPIC, value: Some(l.source_topic) })
-                .insert(Header { key: headers::SOURCE_PARTITION, value: Some(&partition) })
-                .insert(Header { key: headers::SOURCE_OFFSET, value: Some(&offset) })
-                .insert(Header { key: headers::PRODUCT, value: Some(&self.product) });
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(l.topic).headers(headers);
+                .insert(Header {
+                    key: headers::ERROR_KIND,
+                    value: Some(l.kind),
+                })
+                .insert(Header {
+                    key: headers::ERROR_MESSAGE,
+                    value: Some(l.message),
+                })
+                .insert(Header {
+                    key: headers::SOURCE_TOPIC,
+                    value: Some(l.source_topic),
+                })
+                .insert(Header {
+                    key: headers::SOURCE_PARTITION,
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: headers::SOURCE_OFFSET,
+                    value: Some(&offset),
+                })
+                .insert(Header {
+                    key: headers::PRODUCT,
+                    value: Some(&self.product),
+                });
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(l.topic).headers(headers);
             if let Some(k) = l.key {
                 record = record.key(k);
             }
@@ -89,8 +111,14 @@ impl DeadLetterOutput {
                 record = record.payload(p);
             }
             let topic = l.topic.to_string();
-            let fut = self.producer.send(record, Timeout::After(Duration::from_secs(60)));
-            async move { fut.await.map(|_| ()).map_err(|(source, _)| SinkError::DeadLetter { topic, source }) }
+            let fut = self
+                .producer
+                .send(record, Timeout::After(Duration::from_secs(60)));
+            async move {
+                fut.await
+                    .map(|_| ())
+                    .map_err(|(source, _)| SinkError::DeadLetter { topic, source })
+            }
         });
         join_all(sends).await.into_iter().collect()
     }

@@ -5,7 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The catalog could not be opened.
-    #[error("cannot open the {kind} catalog at {uri}: {source} (check catalog.uri and that the database is reachable)")]
+    #[error(
+        "cannot open the {kind} catalog at {uri}: {source} (check catalog.uri and that the database is reachable)"
+    )]
     CatalogOpen {
         /// `sql` or `rest`.
         kind: &'static str,

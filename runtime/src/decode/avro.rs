@@ -22,12 +22,16 @@ impl AvroDecoderFactory {
         let mut store = SchemaStore::new();
         let fingerprint = store.register(AvroSchema::new(avsc.to_string()))?;
         let Fingerprint::Rabin(rabin) = fingerprint else {
-            return Err(ArrowError::SchemaError("expected a Rabin fingerprint".into()));
+            return Err(ArrowError::SchemaError(
+                "expected a Rabin fingerprint".into(),
+            ));
         };
         let mut prefix = [0u8; 10];
         prefix[..2].copy_from_slice(&SINGLE_OBJECT_MAGIC);
         prefix[2..].copy_from_slice(&rabin.to_le_bytes());
-        let probe = ReaderBuilder::new().with_writer_schema_store(store.clone()).build_decoder()?;
+        let probe = ReaderBuilder::new()
+            .with_writer_schema_store(store.clone())
+            .build_decoder()?;
         Ok(Self {
             schema: probe.schema(),
             store,

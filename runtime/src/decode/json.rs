@@ -40,7 +40,9 @@ struct JsonRows {
 impl RowDecoder for JsonRows {
     fn feed(&mut self, payload: &[u8]) -> Result<(), String> {
         let decoder = self.decoder.as_mut().map_err(|e| e.clone())?;
-        let consumed = decoder.decode(payload).map_err(|e| format!("invalid JSON: {e}"))?;
+        let consumed = decoder
+            .decode(payload)
+            .map_err(|e| format!("invalid JSON: {e}"))?;
         if consumed != payload.len() {
             return Err("invalid JSON: the decoder stopped before the end of the record".into());
         }

@@ -72,21 +72,32 @@ pub struct Decoded {
 }
 
 /// Decodes `payloads` (None for a record without a value).
-pub fn decode_all(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], max_record_bytes: usize) -> Decoded {
+pub fn decode_all(
+    factory: &dyn DecoderFactory,
+    payloads: &[Option<&[u8]>],
+    max_record_bytes: usize,
+) -> Decoded {
     let mut out = Decoded::default();
     let mut run: Vec<u32> = Vec::with_capacity(payloads.len());
     let mut decoder = factory.decoder(payloads.len().max(1));
     for (i, payload) in payloads.iter().enumerate() {
         let index = i as u32;
         let Some(bytes) = payload else {
-            out.reject(index, reason::NULL_VALUE, "the record has no value (a tombstone)".into());
+            out.reject(
+                index,
+                reason::NULL_VALUE,
+                "the record has no value (a tombstone)".into(),
+            );
             continue;
         };
         if bytes.len() > max_record_bytes {
             out.reject(
                 index,
                 reason::TOO_LARGE,
-                format!("the record is {} bytes, above the {max_record_bytes}-byte limit", bytes.len()),
+                format!(
+                    "the record is {} bytes, above the {max_record_bytes}-byte limit",
+                    bytes.len()
+                ),
             );
             continue;
         }
@@ -111,12 +122,21 @@ pub fn decode_all(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], max_
 
 impl Decoded {
     fn reject(&mut self, index: u32, kind: &'static str, message: String) {
-        self.rejected.push(Rejection { index, kind, message });
+        self.rejected.push(Rejection {
+            index,
+            kind,
+            message,
+        });
     }
 }
 
 /// Decodes a run of records known to frame correctly; on a flush error, bisects.
-fn flush_segment(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], run: Vec<u32>, out: &mut Decoded) {
+fn flush_segment(
+    factory: &dyn DecoderFactory,
+    payloads: &[Option<&[u8]>],
+    run: Vec<u32>,
+    out: &mut Decoded,
+) {
     if run.is_empty() {
         return;
     }
@@ -137,13 +157,22 @@ fn flush_segment(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], run: 
     match decoder.flush() {
         Ok(Some(batch)) if batch.num_rows() == fed.len() => out.batches.push((batch, fed)),
         Ok(None) if fed.is_empty() => {}
-        Ok(_) if fed.len() == 1 => out.reject(fed[0], reason::DECODE, "the record does not decode to exactly one row".into()),
+        Ok(_) if fed.len() == 1 => out.reject(
+            fed[0],
+            reason::DECODE,
+            "the record does not decode to exactly one row".into(),
+        ),
         Err(message) if fed.len() == 1 => out.reject(fed[0], reason::SCHEMA, message),
         _ => bisect(factory, payloads, fed, out),
     }
 }
 
-fn bisect(factory: &dyn DecoderFactory, payloads: &[Option<&[u8]>], mut run: Vec<u32>, out: &mut Decoded) {
+fn bisect(
+    factory: &dyn DecoderFactory,
+    payloads: &[Option<&[u8]>],
+    mut run: Vec<u32>,
+    out: &mut Decoded,
+) {
     if run.len() <= 1 {
         flush_segment(factory, payloads, run, out);
         return;

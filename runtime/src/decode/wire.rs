@@ -14,7 +14,9 @@ use meshd_config::{Column, ColumnType, PortSchema};
 
 /// The Arrow schema JSON records are decoded into.
 pub fn json_wire_schema(schema: &PortSchema) -> SchemaRef {
-    Arc::new(Schema::new(schema.fields.iter().map(wire_field).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        schema.fields.iter().map(wire_field).collect::<Vec<_>>(),
+    ))
 }
 
 fn wire_field(c: &Column) -> Field {
@@ -28,19 +30,31 @@ fn wire_type(ty: &ColumnType) -> DataType {
         ColumnType::Long => DataType::Int64,
         ColumnType::Float => DataType::Float32,
         ColumnType::Double => DataType::Float64,
-        ColumnType::String | ColumnType::Enum(_) | ColumnType::Uuid | ColumnType::Bytes | ColumnType::Fixed(_) => {
-            DataType::Utf8
+        ColumnType::String
+        | ColumnType::Enum(_)
+        | ColumnType::Uuid
+        | ColumnType::Bytes
+        | ColumnType::Fixed(_) => DataType::Utf8,
+        ColumnType::Decimal { precision, scale } => {
+            DataType::Decimal128(*precision as u8, *scale as i8)
         }
-        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision as u8, *scale as i8),
         ColumnType::Date => DataType::Date32,
         ColumnType::Time { micros: false } => DataType::Time32(TimeUnit::Millisecond),
         ColumnType::Time { micros: true } => DataType::Time64(TimeUnit::Microsecond),
         ColumnType::Timestamp { micros, utc } => DataType::Timestamp(
-            if *micros { TimeUnit::Microsecond } else { TimeUnit::Millisecond },
+            if *micros {
+                TimeUnit::Microsecond
+            } else {
+                TimeUnit::Millisecond
+            },
             utc.then(|| "+00:00".into()),
         ),
-        ColumnType::Record(children) => DataType::Struct(children.iter().map(wire_field).collect::<Fields>()),
-        ColumnType::Array { items, .. } => DataType::List(Arc::new(Field::new_list_field(wire_type(items), true))),
+        ColumnType::Record(children) => {
+            DataType::Struct(children.iter().map(wire_field).collect::<Fields>())
+        }
+        ColumnType::Array { items, .. } => {
+            DataType::List(Arc::new(Field::new_list_field(wire_type(items), true)))
+        }
         ColumnType::Map { values, .. } => DataType::Map(
             Arc::new(Field::new(
                 "entries",
@@ -62,7 +76,10 @@ pub fn conform(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch, Ar
         .iter()
         .map(|target| match batch.column_by_name(target.name()) {
             Some(array) => conform_array(array, target),
-            None => Ok(arrow_array::new_null_array(target.data_type(), batch.num_rows())),
+            None => Ok(arrow_array::new_null_array(
+                target.data_type(),
+                batch.num_rows(),
+            )),
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(Arc::clone(table), columns)
@@ -72,9 +89,10 @@ fn conform_array(array: &ArrayRef, target: &Field) -> Result<ArrayRef, ArrowErro
     match (array.data_type(), target.data_type()) {
         (a, b) if a == b => Ok(Arc::clone(array)),
         (DataType::Utf8, DataType::FixedSizeBinary(width)) => text_to_fixed(array, *width),
-        (DataType::Utf8, DataType::LargeBinary) => {
-            arrow_cast::cast(&arrow_cast::cast(array, &DataType::Binary)?, &DataType::LargeBinary)
-        }
+        (DataType::Utf8, DataType::LargeBinary) => arrow_cast::cast(
+            &arrow_cast::cast(array, &DataType::Binary)?,
+            &DataType::LargeBinary,
+        ),
         (DataType::Struct(_), DataType::Struct(target_fields)) => {
             let source = array
                 .as_any()
@@ -87,7 +105,11 @@ fn conform_array(array: &ArrayRef, target: &Field) -> Result<ArrayRef, ArrowErro
                     None => Ok(arrow_array::new_null_array(f.data_type(), source.len())),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Arc::new(StructArray::try_new(target_fields.clone(), children, source.nulls().cloned())?))
+            Ok(Arc::new(StructArray::try_new(
+                target_fields.clone(),
+                children,
+                source.nulls().cloned(),
+            )?))
         }
         (_, to) => arrow_cast::cast(array, to),
     }
@@ -104,7 +126,8 @@ fn text_to_fixed(array: &ArrayRef, width: i32) -> Result<ArrayRef, ArrowError> {
         match v {
             None => out.append_null(),
             Some(s) if width == 16 && s.len() == 36 => {
-                let id = uuid::Uuid::try_parse(s).map_err(|e| ArrowError::CastError(format!("not a UUID: {e}")))?;
+                let id = uuid::Uuid::try_parse(s)
+                    .map_err(|e| ArrowError::CastError(format!("not a UUID: {e}")))?;
                 out.append_value(id.as_bytes())?;
             }
             Some(s) => out.append_value(s.as_bytes())?,

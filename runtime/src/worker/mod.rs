@@ -23,20 +23,22 @@ use iceberg::spec::DataFile;
 use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensitive};
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
-use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable, TableSpec, table_location};
+use meshd_sinks::iceberg::{
+    CommitOutcome, DataFiles, Offsets, OutputTable, TableSpec, table_location,
+};
 use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
 pub use chunk::Chunk;
 pub use freshness::FreshnessState;
 
+use crate::RuntimeError;
 use crate::decode::{self, AvroDecoderFactory, DecoderFactory, JsonDecoderFactory, wire};
 use crate::health::Health;
 use crate::kafka::{self, Assignment, InputContext};
 use crate::mask::Masker;
 use crate::metrics::Metrics;
 use crate::validate;
-use crate::RuntimeError;
 
 /// Tuning that is not part of the descriptor.
 #[derive(Debug, Clone)]
@@ -163,7 +165,11 @@ impl Worker {
         }
         let port = &product.spec.spec.output_ports[0];
         let schema: &PortSchema = &product.schemas[0];
-        if let Some(nested) = schema.all_columns().into_iter().find(|c| c.path.contains('.') && c.masking.is_some()) {
+        if let Some(nested) = schema
+            .all_columns()
+            .into_iter()
+            .find(|c| c.path.contains('.') && c.masking.is_some())
+        {
             return Err(unsupported(format!(
                 "masking on nested field `{}` is not supported yet; mask a top-level column",
                 nested.path
@@ -171,7 +177,10 @@ impl Worker {
         }
         let masker = Masker::new(schema, ctx.masking_key.clone());
         if !masker.has_key() {
-            if masker.methods().any(|m| m == meshd_config::Masking::HmacSha256) {
+            if masker
+                .methods()
+                .any(|m| m == meshd_config::Masking::HmacSha256)
+            {
                 return Err(unsupported(
                     "HMAC-SHA256 masking needs a key: set masking.keyFile or masking.keyEnv".into(),
                 ));
@@ -204,23 +213,30 @@ impl Worker {
         let group = product.consumer_group();
         let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, group.clone()).await?;
         let table_schema = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).map_err(|e| {
-                RuntimeError::Sink(SinkError::Table {
-                    table: table.name(),
-                    action: "reading the table schema",
-                    source: e,
-                })
-            })?,
+            iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema())
+                .map_err(|e| {
+                    RuntimeError::Sink(SinkError::Table {
+                        table: table.name(),
+                        action: "reading the table schema",
+                        source: e,
+                    })
+                })?,
         );
         let mut decoders = HashMap::new();
         let mut topics = Vec::new();
         for input in &product.spec.spec.input_ports {
             let factory: Box<dyn DecoderFactory> = match input.format {
-                InputFormat::Json => Box::new(JsonDecoderFactory::new(wire::json_wire_schema(schema))),
-                InputFormat::Avro => Box::new(AvroDecoderFactory::new(&schema.text).map_err(|source| RuntimeError::Batch {
-                    product: name.clone(),
-                    source,
-                })?),
+                InputFormat::Json => {
+                    Box::new(JsonDecoderFactory::new(wire::json_wire_schema(schema)))
+                }
+                InputFormat::Avro => {
+                    Box::new(AvroDecoderFactory::new(&schema.text).map_err(|source| {
+                        RuntimeError::Batch {
+                            product: name.clone(),
+                            source,
+                        }
+                    })?)
+                }
             };
             topics.push(input.source.clone());
             decoders.insert(
@@ -231,7 +247,10 @@ impl Worker {
                 },
             );
         }
-        let dlq_topics: Vec<(String, i32)> = decoders.values().map(|d| (d.dead_letter_topic.clone(), 1)).collect();
+        let dlq_topics: Vec<(String, i32)> = decoders
+            .values()
+            .map(|d| (d.dead_letter_topic.clone(), 1))
+            .collect();
         kafka::ensure_topics(&ctx.platform, &dlq_topics).await?;
         let dead_letters = DeadLetterOutput::new(kafka::client_config(&ctx.platform), &name)?;
         let (consumer, assignment) = kafka::consumer(
@@ -274,14 +293,19 @@ impl Worker {
             interval: port.commit.interval.duration(),
             max_records: port.commit.max_records,
             target_file_size: port.commit.target_file_size.bytes() as usize,
-            file_prefix: format!("{}-{}", name, uuid::Uuid::new_v4()),
+            file_prefix: name.clone(),
             slo: port.sla.freshness.duration(),
         })
     }
 
-    async fn run(&mut self, ctx: &WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    async fn run(
+        &mut self,
+        ctx: &WorkerContext,
+        shutdown: CancellationToken,
+    ) -> Result<(), RuntimeError> {
         let sla = self.spawn_sla_ticker(ctx, shutdown.clone());
-        ctx.health.running(&self.product, Arc::clone(&self.assignment));
+        ctx.health
+            .running(&self.product, Arc::clone(&self.assignment));
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry_at = Instant::now();
@@ -365,7 +389,12 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, chunk: Chunk, generation: u64, ctx: &WorkerContext) -> Result<(), RuntimeError> {
+    async fn process(
+        &mut self,
+        chunk: Chunk,
+        generation: u64,
+        ctx: &WorkerContext,
+    ) -> Result<(), RuntimeError> {
         if generation != self.pending.generation {
             self.drop_pending("partitions were revoked");
             self.pending.generation = generation;
@@ -376,16 +405,32 @@ impl Worker {
         let consumed_at = Instant::now();
         let m = &ctx.metrics;
         for (t, topic) in chunk.topics.iter().enumerate() {
-            let n = chunk.origins.iter().filter(|o| o.topic as usize == t).count() as u64;
-            m.records_consumed.with_label_values(&[&self.product, topic]).inc_by(n);
-            m.bytes_consumed.with_label_values(&[&self.product, topic]).inc_by(chunk.value_bytes_of(t as u16));
+            let n = chunk
+                .origins
+                .iter()
+                .filter(|o| o.topic as usize == t)
+                .count() as u64;
+            m.records_consumed
+                .with_label_values(&[&self.product, topic])
+                .inc_by(n);
+            m.bytes_consumed
+                .with_label_values(&[&self.product, topic])
+                .inc_by(chunk.value_bytes_of(t as u16));
         }
         let mut letters: Vec<(usize, &'static str, String)> = Vec::new();
         for (t, topic) in chunk.topics.iter().enumerate() {
-            let Some(port) = self.decoders.get(topic) else { continue };
-            let indices: Vec<usize> = (0..chunk.len()).filter(|&i| chunk.origins[i].topic as usize == t).collect();
+            let Some(port) = self.decoders.get(topic) else {
+                continue;
+            };
+            let indices: Vec<usize> = (0..chunk.len())
+                .filter(|&i| chunk.origins[i].topic as usize == t)
+                .collect();
             let payloads: Vec<Option<&[u8]>> = indices.iter().map(|&i| chunk.value(i)).collect();
-            let decoded = decode::decode_all(port.factory.as_ref(), &payloads, ctx.options.max_record_bytes);
+            let decoded = decode::decode_all(
+                port.factory.as_ref(),
+                &payloads,
+                ctx.options.max_record_bytes,
+            );
             for r in decoded.rejected {
                 letters.push((indices[r.index as usize], r.kind, r.message));
             }
@@ -408,7 +453,15 @@ impl Worker {
             }
         }
         if !letters.is_empty() {
-            send_dead_letters(&self.dead_letters, &self.decoders, &self.product, &chunk, &letters, &ctx.metrics).await;
+            send_dead_letters(
+                &self.dead_letters,
+                &self.decoders,
+                &self.product,
+                &chunk,
+                &letters,
+                &ctx.metrics,
+            )
+            .await;
         }
         for o in &chunk.origins {
             let next = self
@@ -449,7 +502,10 @@ impl Worker {
         if self.pending.next.is_empty() {
             return false;
         }
-        let due = self.pending.since.is_some_and(|s| s.elapsed() >= self.interval);
+        let due = self
+            .pending
+            .since
+            .is_some_and(|s| s.elapsed() >= self.interval);
         let full = self.max_records.is_some_and(|m| self.pending.rows >= m);
         let big = self
             .pending
@@ -477,11 +533,19 @@ impl Worker {
         let Some((files, commit_id)) = self.pending.closed.clone() else {
             return Ok(());
         };
-        let expected = self.assignment.recorded.lock().map(|r| r.clone()).unwrap_or_default();
+        let expected = self
+            .assignment
+            .recorded
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         let rows = self.pending.rows;
         let labels = [self.product.as_str(), self.port_label.as_str()];
         let started = Instant::now();
-        let summary = [("meshd.product", self.product.clone()), ("meshd.rows", rows.to_string())];
+        let summary = [
+            ("meshd.product", self.product.clone()),
+            ("meshd.rows", rows.to_string()),
+        ];
         let outcome = self
             .table
             .commit(files, &self.pending.next, &expected, &commit_id, &summary)
@@ -489,19 +553,26 @@ impl Worker {
         let m = &ctx.metrics;
         match outcome {
             Ok(outcome) => {
-                m.commit_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+                m.commit_duration
+                    .with_label_values(&labels)
+                    .observe(started.elapsed().as_secs_f64());
                 let label = match outcome {
                     CommitOutcome::Committed => "committed",
                     CommitOutcome::AlreadyCommitted => "already_committed",
                 };
-                m.commits.with_label_values(&[labels[0], labels[1], label]).inc();
+                m.commits
+                    .with_label_values(&[labels[0], labels[1], label])
+                    .inc();
                 m.records_committed.with_label_values(&labels).inc_by(rows);
                 m.last_commit_timestamp
                     .with_label_values(&labels)
                     .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
                 if let Ok(mut recorded) = self.assignment.recorded.lock() {
                     for (topic, parts) in &self.pending.next {
-                        recorded.entry(topic.clone()).or_default().extend(parts.iter().map(|(p, o)| (*p, *o)));
+                        recorded
+                            .entry(topic.clone())
+                            .or_default()
+                            .extend(parts.iter().map(|(p, o)| (*p, *o)));
                     }
                 }
                 if let Err(e) = kafka::commit_group_offsets(&self.consumer, &self.pending.next) {
@@ -513,13 +584,17 @@ impl Worker {
                 Ok(())
             }
             Err(e @ SinkError::Fenced { .. }) => {
-                m.commits.with_label_values(&[labels[0], labels[1], "fenced"]).inc();
+                m.commits
+                    .with_label_values(&[labels[0], labels[1], "fenced"])
+                    .inc();
                 tracing::warn!(product = %self.product, error = %e, "Commit fenced: another worker owns a partition; dropping uncommitted data.");
                 self.drop_pending("the commit was fenced");
                 Ok(())
             }
             Err(e) => {
-                m.commits.with_label_values(&[labels[0], labels[1], "failed"]).inc();
+                m.commits
+                    .with_label_values(&[labels[0], labels[1], "failed"])
+                    .inc();
                 Err(e)
             }
         }
@@ -553,7 +628,11 @@ impl Worker {
         }
     }
 
-    fn spawn_sla_ticker(&self, ctx: &WorkerContext, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    fn spawn_sla_ticker(
+        &self,
+        ctx: &WorkerContext,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let metrics = ctx.metrics.clone();
         let product = self.product.clone();
         let port = self.port_label.clone();
@@ -569,7 +648,10 @@ impl Worker {
                 }
                 let lags = assignment.lag.lock().map(|l| l.clone()).unwrap_or_default();
                 for (topic, lag) in &lags {
-                    metrics.consumer_lag.with_label_values(&[&product, topic]).set(*lag);
+                    metrics
+                        .consumer_lag
+                        .with_label_values(&[&product, topic])
+                        .set(*lag);
                 }
                 let seconds = freshness.seconds(lags.values().sum());
                 let labels = [product.as_str(), port.as_str()];
@@ -586,12 +668,12 @@ impl Worker {
 /// Produces the chunk's dead letters and waits until every one is acknowledged, retrying
 /// with backoff: their offsets must not be committed before that.
 async fn send_dead_letters(
-output: &DeadLetterOutput,
-decoders: &HashMap<String, PortDecoder>,
-product: &str,
-chunk: &Chunk,
-letters: &[(usize, &'static str, String)],
-metrics: &Metrics,
+    output: &DeadLetterOutput,
+    decoders: &HashMap<String, PortDecoder>,
+    product: &str,
+    chunk: &Chunk,
+    letters: &[(usize, &'static str, String)],
+    metrics: &Metrics,
 ) {
     let batch: Vec<DeadLetter<'_>> = letters
         .iter()
@@ -631,15 +713,23 @@ metrics: &Metrics,
     }
 }
 
-
-fn table_properties(product: &DataProduct, port: &meshd_config::OutputPort) -> HashMap<String, String> {
+fn table_properties(
+    product: &DataProduct,
+    port: &meshd_config::OutputPort,
+) -> HashMap<String, String> {
     let meta = &product.spec.metadata;
     HashMap::from([
         ("datamesh.product".into(), meta.name.clone()),
         ("datamesh.domain".into(), meta.domain.clone()),
         ("datamesh.owner".into(), meta.owner.clone()),
-        ("datamesh.sla.freshness".into(), port.sla.freshness.as_str().to_string()),
-        ("datamesh.sla.availability".into(), port.sla.availability.as_str().to_string()),
+        (
+            "datamesh.sla.freshness".into(),
+            port.sla.freshness.as_str().to_string(),
+        ),
+        (
+            "datamesh.sla.availability".into(),
+            port.sla.availability.as_str().to_string(),
+        ),
         ("datamesh.descriptor.sha256".into(), product.sha256.clone()),
     ])
 }

@@ -47,11 +47,17 @@ pub async fn open_catalog(config: &PlatformConfig) -> Result<Arc<dyn Catalog>, S
 fn sql_uri(uri: &str) -> Result<(String, SqlBindStyle), SinkError> {
     if let Some(path) = uri.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or(path);
-        if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(file)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|e| SinkError::CatalogOpen {
                 kind: "sql",
                 uri: uri.to_string(),
-                source: iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("cannot create {}: {e}", parent.display())),
+                source: iceberg::Error::new(
+                    iceberg::ErrorKind::Unexpected,
+                    format!("cannot create {}: {e}", parent.display()),
+                ),
             })?;
         }
         let with_mode = if uri.contains("mode=") {
@@ -75,7 +81,9 @@ fn sql_uri(uri: &str) -> Result<(String, SqlBindStyle), SinkError> {
 /// A URI with any `user:password@` removed, safe for messages.
 pub fn redact_uri(uri: &str) -> String {
     match (uri.find("://"), uri.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://[redacted]@{}", &uri[..scheme], &uri[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://[redacted]@{}", &uri[..scheme], &uri[at + 1..])
+        }
         _ => uri.to_string(),
     }
 }
@@ -108,14 +116,20 @@ pub fn table_location(config: &PlatformConfig, location: &str) -> Result<String,
     if let Some((scheme, rest)) = location.split_once("://") {
         if config.warehouse_is_local() {
             let base = absolute(&config.warehouse)?;
-            return Ok(format!("file://{}", base.join(rest.trim_start_matches('/')).display()));
+            return Ok(format!(
+                "file://{}",
+                base.join(rest.trim_start_matches('/')).display()
+            ));
         }
         return Err(SinkError::Unsupported {
             what: format!("{scheme}:// table locations"),
             fix: "use a local warehouse until object storage lands".into(),
         });
     }
-    Ok(format!("file://{}", absolute(&config.warehouse)?.join(location).display()))
+    Ok(format!(
+        "file://{}",
+        absolute(&config.warehouse)?.join(location).display()
+    ))
 }
 
 #[cfg(test)]
@@ -137,7 +151,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact_uri("postgres://u:secret@db/x"), "postgres://[redacted]@db/x");
+        assert_eq!(
+            redact_uri("postgres://u:secret@db/x"),
+            "postgres://[redacted]@db/x"
+        );
         assert_eq!(redact_uri("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -32,7 +32,14 @@ fn decode(text: &str) -> Option<Offsets> {
     let raw: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(text).ok()?;
     Some(
         raw.into_iter()
-            .map(|(t, ps)| (t, ps.into_iter().filter_map(|(p, o)| Some((p.parse().ok()?, o))).collect()))
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter()
+                        .filter_map(|(p, o)| Some((p.parse().ok()?, o)))
+                        .collect(),
+                )
+            })
             .collect(),
     )
 }

@@ -76,7 +76,11 @@ pub struct OutputTable {
 
 impl OutputTable {
     /// Loads the table, creating its namespace and the table itself on first run.
-    pub async fn open(catalog: Arc<dyn Catalog>, spec: &TableSpec, group: String) -> Result<Self, SinkError> {
+    pub async fn open(
+        catalog: Arc<dyn Catalog>,
+        spec: &TableSpec,
+        group: String,
+    ) -> Result<Self, SinkError> {
         let namespace = NamespaceIdent::new(spec.namespace.clone());
         let ident = TableIdent::new(namespace.clone(), spec.name.clone());
         let name = ident.to_string();
@@ -97,9 +101,15 @@ impl OutputTable {
                 Err(e) => return Err(err("creating the namespace", e)),
             }
         }
-        let exists = catalog.table_exists(&ident).await.map_err(|e| err("checking the table", e))?;
+        let exists = catalog
+            .table_exists(&ident)
+            .await
+            .map_err(|e| err("checking the table", e))?;
         let table = if exists {
-            catalog.load_table(&ident).await.map_err(|e| err("loading the table", e))?
+            catalog
+                .load_table(&ident)
+                .await
+                .map_err(|e| err("loading the table", e))?
         } else {
             let mut properties = spec.properties.clone();
             // meshd resolves conflicts itself (see `commit`); iceberg must not re-apply blindly.
@@ -109,14 +119,18 @@ impl OutputTable {
                 .name(spec.name.clone())
                 .location(spec.location.clone())
                 .schema(spec.schema.clone())
-                .partition_spec(partition_spec(&spec.schema, &spec.partitioning).map_err(|e| err("building the partition spec", e))?)
+                .partition_spec(
+                    partition_spec(&spec.schema, &spec.partitioning)
+                        .map_err(|e| err("building the partition spec", e))?,
+                )
                 .properties(properties)
                 .build();
             match catalog.create_table(&namespace, creation).await {
                 Ok(t) => t,
-                Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-                    catalog.load_table(&ident).await.map_err(|e| err("loading the table", e))?
-                }
+                Err(e) if e.kind() == ErrorKind::TableAlreadyExists => catalog
+                    .load_table(&ident)
+                    .await
+                    .map_err(|e| err("loading the table", e))?,
                 Err(e) => return Err(err("creating the table", e)),
             }
         };
@@ -148,15 +162,22 @@ impl OutputTable {
     /// Reloads the table and returns the offsets recorded for this consumer group.
     pub async fn recover_offsets(&mut self) -> Result<Offsets, SinkError> {
         self.reload().await?;
-        Ok(offsets::recorded_offsets(self.table.metadata(), &self.group))
+        Ok(offsets::recorded_offsets(
+            self.table.metadata(),
+            &self.group,
+        ))
     }
 
     async fn reload(&mut self) -> Result<(), SinkError> {
-        self.table = self.catalog.load_table(&self.ident).await.map_err(|source| SinkError::Table {
-            table: self.ident.to_string(),
-            action: "loading the table",
-            source,
-        })?;
+        self.table = self
+            .catalog
+            .load_table(&self.ident)
+            .await
+            .map_err(|source| SinkError::Table {
+                table: self.ident.to_string(),
+                action: "loading the table",
+                source,
+            })?;
         Ok(())
     }
 
@@ -177,7 +198,9 @@ impl OutputTable {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.try_commit(files.clone(), next, expected, commit_id, extra_summary).await;
+            let result = self
+                .try_commit(files.clone(), next, expected, commit_id, extra_summary)
+                .await;
             match result {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) if e.retryable() && attempt < self.retry.attempts => {
@@ -219,7 +242,10 @@ impl OutputTable {
                 }
             }
         }
-        let mut summary: HashMap<String, String> = extra_summary.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let mut summary: HashMap<String, String> = extra_summary
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         summary.insert(COMMIT_ID_KEY.into(), commit_id.to_string());
         summary.insert(offsets::offsets_key(&self.group), offsets::encode(next));
         let tx = Transaction::new(&self.table);
@@ -242,7 +268,9 @@ impl OutputTable {
             Err(source) => {
                 // The outcome may be unknown (e.g. the catalog answered with an error after
                 // writing). Look for our commit id before deciding anything.
-                if self.reload().await.is_ok() && offsets::has_commit(self.table.metadata(), commit_id) {
+                if self.reload().await.is_ok()
+                    && offsets::has_commit(self.table.metadata(), commit_id)
+                {
                     return Ok(CommitOutcome::AlreadyCommitted);
                 }
                 Err(SinkError::Table {
@@ -255,16 +283,26 @@ impl OutputTable {
     }
 }
 
-fn partition_spec(schema: &Schema, fields: &[PartitionField]) -> Result<UnboundPartitionSpec, iceberg::Error> {
+fn partition_spec(
+    schema: &Schema,
+    fields: &[PartitionField],
+) -> Result<UnboundPartitionSpec, iceberg::Error> {
     let mut builder = UnboundPartitionSpec::builder();
     for field in fields {
         let source = schema.field_by_name(&field.column).ok_or_else(|| {
-            iceberg::Error::new(ErrorKind::DataInvalid, format!("partition column `{}` is not in the schema", field.column))
+            iceberg::Error::new(
+                ErrorKind::DataInvalid,
+                format!("partition column `{}` is not in the schema", field.column),
+            )
         })?;
         let transform: Transform = field.transform.iceberg_name().parse()?;
         let name = match field.transform {
             meshd_config::PartitionTransform::Identity => field.column.clone(),
-            t => format!("{}_{}", field.column, t.iceberg_name().split('[').next().unwrap_or("p")),
+            t => format!(
+                "{}_{}",
+                field.column,
+                t.iceberg_name().split('[').next().unwrap_or("p")
+            ),
         };
         builder = builder.add_partition_field(source.id, name, transform)?;
     }

@@ -10,7 +10,9 @@ use iceberg::spec::{DataFile, DataFileFormat, Struct};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::{DataFileWriter, DataFileWriterBuilder};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{CurrentFileStatus, IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
@@ -18,8 +20,10 @@ use parquet::file::properties::WriterProperties;
 
 use crate::SinkError;
 
-type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
-type Writer = DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type Builder =
+    DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type Writer =
+    DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 /// Parquet settings for data files: zstd, and row groups small enough that a worker's
 /// memory stays bounded whatever the commit interval.
@@ -40,8 +44,14 @@ pub struct DataFiles {
 }
 
 impl DataFiles {
-    /// Starts a set of data files; `file_prefix` makes names unique per worker run.
-    pub fn new(table: &Table, file_prefix: String, target_file_size: usize) -> Result<Self, SinkError> {
+    /// Starts a set of data files. Every set gets its own name prefix (`file_prefix` plus a fresh
+    /// UUID): the file counter restarts with each set, and reusing a name would overwrite a
+    /// file an earlier snapshot already references.
+    pub fn new(
+        table: &Table,
+        file_prefix: String,
+        target_file_size: usize,
+    ) -> Result<Self, SinkError> {
         let table_name = table.identifier().to_string();
         let err = |action, source| SinkError::Table {
             table: table_name.clone(),
@@ -49,10 +59,22 @@ impl DataFiles {
             source,
         };
         let metadata = table.metadata();
-        let location = DefaultLocationGenerator::new(metadata).map_err(|e| err("locating data files", e))?;
-        let names = DefaultFileNameGenerator::new(file_prefix, None, DataFileFormat::Parquet);
-        let parquet = ParquetWriterBuilder::new(parquet_properties(), metadata.current_schema().clone());
-        let rolling = RollingFileWriterBuilder::new(parquet, target_file_size, table.file_io().clone(), location, names);
+        let location =
+            DefaultLocationGenerator::new(metadata).map_err(|e| err("locating data files", e))?;
+        let names = DefaultFileNameGenerator::new(
+            format!("{file_prefix}-{}", uuid::Uuid::now_v7()),
+            None,
+            DataFileFormat::Parquet,
+        );
+        let parquet =
+            ParquetWriterBuilder::new(parquet_properties(), metadata.current_schema().clone());
+        let rolling = RollingFileWriterBuilder::new(
+            parquet,
+            target_file_size,
+            table.file_io().clone(),
+            location,
+            names,
+        );
         let spec = metadata.default_partition_spec();
         let splitter = if spec.is_unpartitioned() {
             None
@@ -98,11 +120,14 @@ impl DataFiles {
             }
             if let Some(writer) = self.writers.get_mut(&slot) {
                 let table = self.table_name.clone();
-                writer.write(part).await.map_err(|source| SinkError::Table {
-                    table,
-                    action: "writing a data file",
-                    source,
-                })?;
+                writer
+                    .write(part)
+                    .await
+                    .map_err(|source| SinkError::Table {
+                        table,
+                        action: "writing a data file",
+                        source,
+                    })?;
             }
         }
         Ok(())
@@ -115,7 +140,11 @@ impl DataFiles {
 
     /// Bytes in the largest file currently open: the commit trigger for `targetFileSize`.
     pub fn largest_open_file_bytes(&self) -> usize {
-        self.writers.values().map(|w| w.current_written_size()).max().unwrap_or(0)
+        self.writers
+            .values()
+            .map(|w| w.current_written_size())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Closes every file and returns them for the commit.
