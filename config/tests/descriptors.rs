@@ -1,5 +1,6 @@
 //! The seed descriptor parses as written; malformed descriptors and schemas are reported with
 //! file:line:col, the key path and a useful message.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

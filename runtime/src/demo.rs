@@ -75,7 +75,7 @@ fn event_json(n: u64, id: &str) -> String {
     const STATUS: [&str; 3] = ["AUTHORIZED", "SETTLED", "REFUNDED"];
     const CURRENCY: [&str; 4] = ["JPY", "JPY", "USD", "EUR"];
     let r = (n % 4) as usize;
-    let card = if n % 10 == 0 {
+    let card = if n.is_multiple_of(10) {
         "null".to_string()
     } else {
         format!("\"{:04}\"", (n * 7919) % 10_000)
@@ -172,7 +172,7 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
             let mut sends = Vec::new();
             while n < due {
                 let (id, payload) = payment_event(n, 97);
-                if samples.len() < 3 && n % 97 != 96 && n % 10 != 0 {
+                if samples.len() < 3 && n % 97 != 96 && !n.is_multiple_of(10) {
                     samples.push(Sample {
                         id: id.clone(),
                         email: format!("user{}@example.com", n % 5000),

@@ -170,3 +170,19 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_metric_is_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for (name, _) in DOCUMENTED {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README's metrics table lacks {name}"
+            );
+        }
+    }
+}

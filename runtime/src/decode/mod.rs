@@ -162,9 +162,48 @@ fn flush_segment(
             reason::DECODE,
             "the record does not decode to exactly one row".into(),
         ),
-        Err(message) if fed.len() == 1 => out.reject(fed[0], reason::SCHEMA, message),
+        Err(message) if fed.len() == 1 => {
+            let (kind, message) = flush_rejection(&message);
+            out.reject(fed[0], kind, message);
+        }
         _ => bisect(factory, payloads, fed, out),
     }
+}
+
+/// A decoder's error for one record, as a reason and a message without the offending value:
+/// arrow-json quotes the value it could not parse, and that value may be PII.
+fn flush_rejection(message: &str) -> (&'static str, String) {
+    let lower = message.to_ascii_lowercase();
+    let kind = if lower.contains("decimal")
+        && (lower.contains("overflow") || lower.contains("precision"))
+    {
+        reason::DECIMAL
+    } else {
+        reason::SCHEMA
+    };
+    (kind, redact_values(message))
+}
+
+/// Replaces double-quoted and parenthesised spans (where decoders put values) by `<value>`.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut closing: Option<char> = None;
+    for c in message.chars() {
+        match closing {
+            Some(end) if c == end => closing = None,
+            Some(_) => {}
+            None if c == '"' => {
+                closing = Some('"');
+                out.push_str("<value>");
+            }
+            None if c == '(' => {
+                closing = Some(')');
+                out.push_str("(<value>)");
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 fn bisect(
@@ -180,4 +219,70 @@ fn bisect(
     let right = run.split_off(run.len() / 2);
     flush_segment(factory, payloads, run, out);
     flush_segment(factory, payloads, right, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn factory() -> JsonDecoderFactory {
+        let text = include_str!("../../../examples/payments/schema/transactions.avsc");
+        let schema = meshd_config::PortSchema::parse(text, Path::new("transactions.avsc"))
+            .expect("reference schema");
+        JsonDecoderFactory::new(wire::json_wire_schema(&schema))
+    }
+
+    const GOOD: &str = r#"{"transaction_id":"t1","account_id":1,"email":"a@b.c","card_last4":null,"amount":"1.50","currency":"JPY","region":"JP","status":"SETTLED","event_time":1764000000000}"#;
+
+    #[test]
+    fn bad_records_are_isolated_with_a_reason_and_without_their_value() {
+        let bad_type = GOOD.replace(r#""account_id":1"#, r#""account_id":"secret-42""#);
+        let overflow = GOOD.replace(r#""amount":"1.50""#, r#""amount":"123456789012345678.99""#);
+        let broken = &GOOD[..40];
+        let payloads: Vec<Option<&[u8]>> = vec![
+            Some(GOOD.as_bytes()),
+            Some(bad_type.as_bytes()),
+            Some(GOOD.as_bytes()),
+            Some(overflow.as_bytes()),
+            Some(broken.as_bytes()),
+            None,
+            Some(GOOD.as_bytes()),
+        ];
+        let decoded = decode_all(&factory(), &payloads, 1 << 20);
+        let rows: Vec<u32> = decoded
+            .batches
+            .iter()
+            .flat_map(|(_, rows)| rows.clone())
+            .collect();
+        assert_eq!(rows, vec![0, 2, 6]);
+        let mut rejected: Vec<(u32, &str)> =
+            decoded.rejected.iter().map(|r| (r.index, r.kind)).collect();
+        rejected.sort();
+        assert_eq!(
+            rejected,
+            vec![
+                (1, reason::SCHEMA),
+                (3, reason::DECIMAL),
+                (4, reason::DECODE),
+                (5, reason::NULL_VALUE)
+            ]
+        );
+        for r in &decoded.rejected {
+            assert!(
+                !r.message.contains("secret-42") && !r.message.contains("123456789"),
+                "{}",
+                r.message
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_records_are_rejected_before_decoding() {
+        let payloads: Vec<Option<&[u8]>> = vec![Some(GOOD.as_bytes())];
+        let decoded = decode_all(&factory(), &payloads, 10);
+        assert_eq!(decoded.rejected.len(), 1);
+        assert_eq!(decoded.rejected[0].kind, reason::TOO_LARGE);
+    }
 }

@@ -1,1 +1,0 @@
-//! meshd end-to-end tests and benches live in tests/ and benches/.

@@ -1,0 +1,318 @@
+//! What the end-to-end tests share: a real Tansu broker on loopback, `meshd run` as a child
+//! process, a Prometheus scrape parsed with an independent parser, and pyiceberg as the
+//! independent table reader. A missing tool fails the test when `CI=true` and skips it
+//! (loudly) otherwise.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// Whether a missing service must fail the test rather than skip it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Fails in CI, and outside CI says loudly that the test is skipped.
+pub fn unavailable(what: &str) {
+    assert!(
+        !in_ci(),
+        "{what} (CI=true: a test that cannot find its services fails)"
+    );
+    eprintln!("SKIPPED: {what}. Run `.ci/run` to install it; with CI=true this fails.");
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// A Tansu broker with in-memory storage, listening on a free loopback port.
+pub struct Tansu {
+    /// `127.0.0.1:port`.
+    pub bootstrap: String,
+    _child: ChildGuard,
+}
+
+impl Tansu {
+    /// Starts Tansu, or returns None (outside CI) when it is not installed.
+    pub fn start(log_dir: &Path) -> Option<Self> {
+        let Some(binary) = std::env::var_os("TANSU")
+            .map(PathBuf::from)
+            .or_else(|| on_path("tansu"))
+        else {
+            unavailable(
+                "the Tansu broker is not on PATH (cargo install tansu --features dynostore,libsql)",
+            );
+            return None;
+        };
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(log_dir.join("tansu.log")).unwrap();
+        let child = Command::new(binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let tansu = Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            _child: ChildGuard(child),
+        };
+        let consumer: BaseConsumer = tansu.client().create().unwrap();
+        poll(
+            "Tansu to answer metadata requests",
+            Duration::from_secs(30),
+            || consumer.fetch_metadata(None, Duration::from_secs(1)).ok(),
+        );
+        Some(tansu)
+    }
+
+    /// Client settings for this broker.
+    pub fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    /// Creates a topic and waits until its metadata shows every partition.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let results = admin
+            .create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        for r in results {
+            r.unwrap();
+        }
+        let consumer: BaseConsumer = self.client().create().unwrap();
+        poll(
+            "the new topic's partitions",
+            Duration::from_secs(30),
+            || {
+                let md = consumer
+                    .fetch_metadata(Some(name), Duration::from_secs(1))
+                    .ok()?;
+                let n = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == name)?
+                    .partitions()
+                    .len();
+                (n == partitions as usize).then_some(())
+            },
+        );
+    }
+}
+
+/// The Python interpreter of the test venv (`.venv/`, made by `.ci/run`), if it has pyiceberg.
+pub fn python() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidate = std::env::var_os("MESHD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import pyiceberg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(candidate)
+    } else {
+        unavailable(&format!(
+            "{} with pyiceberg was not found",
+            candidate.display()
+        ));
+        None
+    }
+}
+
+/// Runs a script from `tests/` with the venv's Python and returns its stdout.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests")
+        .join(script);
+    let out = Command::new(python).arg(&path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `meshd run` as a child process, with its log in a file.
+pub struct Meshd {
+    /// The child, for SIGKILL.
+    pub child: Child,
+    /// Where `/metrics` is.
+    pub metrics_url: String,
+    /// The log file.
+    pub log: PathBuf,
+}
+
+impl Meshd {
+    /// Starts `meshd run --config <config> <descriptors>`.
+    pub fn start(config: &Path, descriptors: &[&Path], listen: &str, log: PathBuf) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .args(descriptors)
+            .env("MESHD_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            metrics_url: format!("http://{listen}/metrics"),
+            log,
+        }
+    }
+
+    /// Fetches and parses `/metrics`; None while the endpoint is not up.
+    pub fn scrape(&self) -> Option<Scrape> {
+        let text = http_get(&self.metrics_url)?;
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let parsed = prometheus_parse::Scrape::parse(lines)
+            .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
+        Some(Scrape(parsed))
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Meshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A parsed scrape.
+pub struct Scrape(pub prometheus_parse::Scrape);
+
+impl Scrape {
+    /// Sum of every sample of `name` (counters, gauges and untyped).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.0
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .fold(0.0, |total, v| total + v)
+    }
+
+    /// Whether any sample of `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.0
+            .samples
+            .iter()
+            .any(|s| s.metric == name || s.metric.starts_with(&format!("{name}_")))
+    }
+}
+
+/// A plain HTTP/1.1 GET over TCP (enough for our own endpoint; no client dependency).
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    Some(body.to_string())
+}
