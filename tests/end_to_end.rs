@@ -174,11 +174,15 @@ fn with_listen(config: &Path, port: u16) -> std::path::PathBuf {
 }
 
 fn start(dir: &Path, config: &Path, run: &str) -> Meshd {
+    start_products(dir, config, run, &[&dir.join("product.yaml")])
+}
+
+fn start_products(dir: &Path, config: &Path, run: &str, descriptors: &[&Path]) -> Meshd {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     Meshd::start(
         &with_listen(config, port),
-        &[&dir.join("product.yaml")],
+        descriptors,
         &listen,
         dir.join(format!("meshd-{run}.log")),
     )
@@ -237,8 +241,23 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     );
     rest.await.unwrap();
 
-    // A new process resumes from the offsets recorded in the table.
-    let second = start(dir.path(), &config, "2");
+    // A new process resumes from the offsets recorded in the table; a second product in the
+    // same process fails to start, and must not stop the first.
+    let broken = dir.path().join("broken.yaml");
+    let product = std::fs::read_to_string(dir.path().join("product.yaml")).unwrap();
+    let (head, ports) = product.split_once("  outputPorts:\n").unwrap();
+    std::fs::write(
+        &broken,
+        format!("{head}  outputPorts:\n{ports}{ports}")
+            .replace("name: payment-transactions", "name: broken-product"),
+    )
+    .unwrap();
+    let second = start_products(
+        dir.path(),
+        &config,
+        "2",
+        &[&dir.path().join("product.yaml"), &broken],
+    );
     let scrape = poll(
         "the second worker to catch up (freshness 0, lag 0)",
         Duration::from_secs(240),
@@ -275,6 +294,27 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
             sample.metric
         );
     }
+
+    let up = |product: &str| {
+        scrape
+            .0
+            .samples
+            .iter()
+            .find(|s| s.metric == "meshd_worker_up" && s.labels.get("product") == Some(product))
+            .map(|s| format!("{:?}", s.value))
+    };
+    assert_eq!(up("payment-transactions").as_deref(), Some("Gauge(1.0)"));
+    assert_eq!(up("broken-product").as_deref(), Some("Gauge(0.0)"));
+    let (status, ready) = second.readyz().unwrap();
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(
+        ready["products"]["payment-transactions"]["ready"], true,
+        "{ready}"
+    );
+    let reason = ready["products"]["broken-product"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("more than one output port"), "{ready}");
 
     let expected_rows: BTreeSet<String> = (0..TOTAL)
         .filter(|i| malformed_kind(*i).is_none())

@@ -232,6 +232,12 @@ impl Meshd {
         }
     }
 
+    /// `/readyz`: status and JSON body.
+    pub fn readyz(&self) -> Option<(u16, serde_json::Value)> {
+        let (status, body) = http_get_status(&self.metrics_url.replace("/metrics", "/readyz"))?;
+        Some((status, serde_json::from_str(&body).ok()?))
+    }
+
     /// Fetches and parses `/metrics`; None while the endpoint is not up.
     pub fn scrape(&self) -> Option<Scrape> {
         let text = http_get(&self.metrics_url)?;
@@ -296,8 +302,15 @@ impl Scrape {
     }
 }
 
-/// A plain HTTP/1.1 GET over TCP (enough for our own endpoint; no client dependency).
+/// A plain HTTP/1.1 GET of a 200 response's body.
 pub fn http_get(url: &str) -> Option<String> {
+    let (status, body) = http_get_status(url)?;
+    (status == 200).then_some(body)
+}
+
+/// A plain HTTP/1.1 GET over TCP (enough for our own endpoint; no client dependency):
+/// the status code and the body.
+pub fn http_get_status(url: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
@@ -311,8 +324,6 @@ pub fn http_get(url: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    Some(body.to_string())
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }

@@ -108,9 +108,6 @@ impl Pending {
 /// Runs one product until `shutdown`, then commits what is buffered.
 pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
     let name = ctx.product.name().to_string();
-    let span = tracing::info_span!("worker", product = %name);
-    let _entered = span.enter();
-    drop(_entered);
     let result = Worker::start(&ctx).await;
     let mut worker = match result {
         Ok(w) => w,
