@@ -91,3 +91,78 @@ impl RowDecoder for AvroRows {
         decoder.flush().map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::types::Value;
+
+    use super::*;
+    use crate::decode::{decode_all, reason};
+
+    const AVSC: &str = include_str!("../../../examples/payments/schema/transactions.avsc");
+
+    fn datum(n: i64) -> Vec<u8> {
+        let schema = apache_avro::Schema::parse_str(AVSC).expect("schema");
+        let record = Value::Record(vec![
+            ("transaction_id".into(), Value::String(format!("t{n}"))),
+            ("account_id".into(), Value::Long(n)),
+            ("email".into(), Value::String("a@b.c".into())),
+            (
+                "card_last4".into(),
+                Value::Union(1, Box::new(Value::String("4242".into()))),
+            ),
+            (
+                "amount".into(),
+                Value::Decimal(apache_avro::Decimal::from(1250i64.to_be_bytes().to_vec())),
+            ),
+            ("currency".into(), Value::String("JPY".into())),
+            ("region".into(), Value::String("JP".into())),
+            ("status".into(), Value::Enum(1, "SETTLED".into())),
+            (
+                "event_time".into(),
+                Value::TimestampMillis(1_764_000_000_000),
+            ),
+        ]);
+        apache_avro::to_avro_datum(&schema, record).expect("encode")
+    }
+
+    #[test]
+    fn binary_datums_decode_and_truncated_ones_are_dead_lettered() {
+        let factory = AvroDecoderFactory::new(AVSC).expect("factory");
+        let (good, other) = (datum(7), datum(8));
+        let truncated = &good[..good.len() - 3];
+        let mut trailing = other.clone();
+        trailing.extend_from_slice(b"xx");
+        let payloads: Vec<Option<&[u8]>> = vec![
+            Some(&good),
+            Some(truncated),
+            Some(&other),
+            Some(&trailing),
+            Some(b"\xff\xff\xff"),
+        ];
+        let decoded = decode_all(&factory, &payloads, 1 << 20);
+        let rows: Vec<u32> = decoded
+            .batches
+            .iter()
+            .flat_map(|(_, r)| r.clone())
+            .collect();
+        assert_eq!(rows, vec![0, 2]);
+        let mut rejected: Vec<(u32, &str)> =
+            decoded.rejected.iter().map(|r| (r.index, r.kind)).collect();
+        rejected.sort();
+        assert_eq!(
+            rejected,
+            vec![
+                (1, reason::DECODE),
+                (3, reason::DECODE),
+                (4, reason::DECODE)
+            ]
+        );
+        let batch = &decoded.batches[0].0;
+        let ids = batch.column_by_name("account_id").expect("account_id");
+        assert_eq!(
+            arrow_cast::display::array_value_to_string(ids, 0).expect("display"),
+            "7"
+        );
+    }
+}

@@ -135,3 +135,77 @@ fn text_to_fixed(array: &ArrayRef, width: i32) -> Result<ArrayRef, ArrowError> {
     }
     Ok(Arc::new(out.finish()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Date32Type, Decimal128Type, Time64MicrosecondType, TimestampMicrosecondType,
+    };
+
+    use super::*;
+    use crate::decode::{JsonDecoderFactory, decode_all};
+
+    const AVSC: &str = r#"{"type":"record","name":"L","fields":[
+        {"name":"d","type":{"type":"int","logicalType":"date"}},
+        {"name":"t","type":{"type":"long","logicalType":"time-micros"}},
+        {"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+        {"name":"id","type":{"type":"string","logicalType":"uuid"}},
+        {"name":"note","type":["null","string"],"default":null}
+    ]}"#;
+
+    /// Producers spell logical types in several ways; each must land as the same value.
+    #[test]
+    fn json_accepts_every_spelling_of_logical_types() {
+        let schema = PortSchema::parse(AVSC, Path::new("l.avsc")).expect("schema");
+        let table = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&schema.iceberg_schema().expect("iceberg"))
+                .expect("arrow"),
+        );
+        let factory = JsonDecoderFactory::new(json_wire_schema(&schema));
+        let id = "0b6f3f2e-8d1a-4c7e-9f00-5a1b2c3d4e5f";
+        let spellings = [
+            format!(
+                r#"{{"d":"2025-11-24","t":3600000000,"ts":"2025-11-24T16:00:00Z","amount":"12.50","id":"{id}"}}"#
+            ),
+            format!(
+                r#"{{"d":20416,"t":3600000000,"ts":1764000000000000,"amount":12.5,"id":"{id}","note":null}}"#
+            ),
+            format!(
+                r#"{{"d":20416,"t":3600000000,"ts":"2025-11-24T17:00:00+01:00","amount":12.50,"id":"{id}"}}"#
+            ),
+        ];
+        let payloads: Vec<Option<&[u8]>> = spellings.iter().map(|s| Some(s.as_bytes())).collect();
+        let decoded = decode_all(&factory, &payloads, 1 << 20);
+        assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
+        let (batch, rows) = &decoded.batches[0];
+        assert_eq!(rows, &[0, 1, 2]);
+        let rows = conform(batch, &table).expect("conform");
+        let col = |name: &str| rows.column_by_name(name).expect("column").clone();
+        for i in 0..3 {
+            assert_eq!(col("d").as_primitive::<Date32Type>().value(i), 20416);
+            assert_eq!(
+                col("t").as_primitive::<Time64MicrosecondType>().value(i),
+                3_600_000_000
+            );
+            assert_eq!(
+                col("ts")
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .value(i),
+                1_764_000_000_000_000
+            );
+            assert_eq!(
+                col("amount").as_primitive::<Decimal128Type>().value(i),
+                1250
+            );
+            assert_eq!(
+                col("id").as_fixed_size_binary().value(i),
+                uuid::Uuid::parse_str(id).expect("uuid").as_bytes()
+            );
+            assert!(col("note").is_null(i));
+        }
+    }
+}

@@ -107,6 +107,11 @@ impl Pending {
 
 /// Runs one product until `shutdown`, then commits what is buffered.
 pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let span = tracing::info_span!("worker", product = %ctx.product.name());
+    tracing::Instrument::instrument(run_worker(ctx, shutdown), span).await
+}
+
+async fn run_worker(ctx: WorkerContext, shutdown: CancellationToken) -> Result<(), RuntimeError> {
     let name = ctx.product.name().to_string();
     let result = Worker::start(&ctx).await;
     let mut worker = match result {
