@@ -15,13 +15,10 @@ use meshd_config::{DataProduct, Masking, PlatformConfig, Sensitive};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeError;
-use crate::health::Health;
 use crate::mask::mask_one;
-use crate::metrics::Metrics;
-use crate::process::Process;
+use crate::process::{Process, Services};
 use crate::worker::WorkerOptions;
 
 const PRODUCT: &str = include_str!("../../examples/payments/product.yaml");
@@ -141,16 +138,12 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
     platform.masking.key_file = Some(key_file);
     let platform = Arc::new(platform);
 
-    let metrics = Metrics::new().map_err(|e| RuntimeError::MaskingKey(format!("metrics: {e}")))?;
-    let health = Health::default();
-    let shutdown = CancellationToken::new();
-    let bound = crate::http::serve(
-        platform.metrics.listen,
-        metrics.clone(),
-        health.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let Services {
+        metrics,
+        health,
+        shutdown,
+        bound,
+    } = Services::start(platform.metrics.listen).await?;
 
     // The producer: `rate` events a second, 1 in 97 malformed.
     let producer: FutureProducer = ClientConfig::new()
@@ -230,9 +223,7 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
     let _ = writeln!(out);
     let (produced, samples) = producing.await.unwrap_or_default();
     shutdown.cancel();
-    let failed = worker
-        .await
-        .map_err(|e| RuntimeError::MaskingKey(format!("the worker task failed: {e}")))??;
+    let failed = worker.await??;
     let text = metrics.render();
     summary(
         &platform,

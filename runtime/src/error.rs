@@ -49,6 +49,12 @@ pub enum RuntimeError {
     /// The masking key could not be read.
     #[error("masking key: {0}")]
     MaskingKey(String),
+    /// The metrics registry could not be built (a bug: metric names are static).
+    #[error("registering metrics failed: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// A worker task ended abnormally (it panicked or was aborted).
+    #[error("a worker task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// The metrics endpoint could not start.
     #[error(
         "cannot listen on {addr} for metrics: {source} (set metrics.listen or MESHD_METRICS_LISTEN)"

@@ -10,11 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use meshd_config::{DataProduct, PlatformConfig};
 use meshd_runtime::demo::{self, DemoOptions};
-use meshd_runtime::health::Health;
-use meshd_runtime::metrics::Metrics;
-use meshd_runtime::process::Process;
+use meshd_runtime::process::{Process, Services};
 use meshd_runtime::worker::WorkerOptions;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -136,16 +133,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let env = std::env::vars().filter(|(k, _)| k.starts_with("MESHD_"));
             let platform = Arc::new(PlatformConfig::load(config.as_deref(), env)?);
-            let metrics = Metrics::new().context("registering metrics")?;
-            let health = Health::default();
-            let shutdown = CancellationToken::new();
-            let bound = meshd_runtime::http::serve(
-                platform.metrics.listen,
-                metrics.clone(),
-                health.clone(),
-                shutdown.clone(),
-            )
-            .await?;
+            let Services {
+                metrics,
+                health,
+                shutdown,
+                bound,
+            } = Services::start(platform.metrics.listen).await?;
             tracing::info!(metrics = %format!("http://{bound}/metrics"), "Serving metrics and health.");
             let signals = shutdown.clone();
             tokio::spawn(async move {

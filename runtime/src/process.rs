@@ -1,6 +1,7 @@
 //! One meshd process: the metrics endpoint, the shared catalog, and one worker per product.
 //! A product that fails to start is reported on `/readyz` and does not stop the others.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -37,6 +38,36 @@ pub fn masking_key(config: &MaskingConfig) -> Result<Option<Sensitive<Vec<u8>>>,
         return Ok(Some(Sensitive::new(value.into_bytes())));
     }
     Ok(None)
+}
+
+/// What every run of meshd shares: the metrics registry, the health registry, the stop signal
+/// and the HTTP endpoint serving them.
+pub struct Services {
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Health registry.
+    pub health: Health,
+    /// Cancelled to stop workers and the endpoint.
+    pub shutdown: CancellationToken,
+    /// Where the endpoint listens (the port is known even when `listen` asked for 0).
+    pub bound: SocketAddr,
+}
+
+impl Services {
+    /// Registers metrics and starts serving `/metrics`, `/healthz` and `/readyz` on `listen`.
+    pub async fn start(listen: SocketAddr) -> Result<Self, RuntimeError> {
+        let metrics = Metrics::new()?;
+        let health = Health::default();
+        let shutdown = CancellationToken::new();
+        let bound =
+            crate::http::serve(listen, metrics.clone(), health.clone(), shutdown.clone()).await?;
+        Ok(Self {
+            metrics,
+            health,
+            shutdown,
+            bound,
+        })
+    }
 }
 
 /// What `meshd run` does, with everything injectable for tests.

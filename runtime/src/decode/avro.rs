@@ -141,15 +141,8 @@ mod tests {
             Some(b"\xff\xff\xff"),
         ];
         let decoded = decode_all(&factory, &payloads, 1 << 20);
-        let rows: Vec<u32> = decoded
-            .batches
-            .iter()
-            .flat_map(|(_, r)| r.clone())
-            .collect();
+        let (rows, rejected) = decoded.outcome();
         assert_eq!(rows, vec![0, 2]);
-        let mut rejected: Vec<(u32, &str)> =
-            decoded.rejected.iter().map(|r| (r.index, r.kind)).collect();
-        rejected.sort();
         assert_eq!(
             rejected,
             vec![

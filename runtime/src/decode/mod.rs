@@ -121,6 +121,20 @@ pub fn decode_all(
 }
 
 impl Decoded {
+    /// Input indices that became rows, and (index, reason) of the rejected ones, sorted.
+    #[cfg(test)]
+    pub(crate) fn outcome(&self) -> (Vec<u32>, Vec<(u32, &'static str)>) {
+        let rows = self
+            .batches
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().copied())
+            .collect();
+        let mut rejected: Vec<(u32, &'static str)> =
+            self.rejected.iter().map(|r| (r.index, r.kind)).collect();
+        rejected.sort();
+        (rows, rejected)
+    }
+
     fn reject(&mut self, index: u32, kind: &'static str, message: String) {
         self.rejected.push(Rejection {
             index,
@@ -251,15 +265,8 @@ mod tests {
             Some(GOOD.as_bytes()),
         ];
         let decoded = decode_all(&factory(), &payloads, 1 << 20);
-        let rows: Vec<u32> = decoded
-            .batches
-            .iter()
-            .flat_map(|(_, rows)| rows.clone())
-            .collect();
+        let (rows, rejected) = decoded.outcome();
         assert_eq!(rows, vec![0, 2, 6]);
-        let mut rejected: Vec<(u32, &str)> =
-            decoded.rejected.iter().map(|r| (r.index, r.kind)).collect();
-        rejected.sort();
         assert_eq!(
             rejected,
             vec![
