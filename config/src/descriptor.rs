@@ -427,6 +427,11 @@ impl DataProduct {
                     format!("cannot read schema {}: {source}", schema_path.display()),
                     Some("the path is relative to the descriptor's folder".into()),
                 )),
+                Err(other @ ConfigError::Policy { .. }) => diagnostics.push(at(
+                    format!("spec.outputPorts[{i}].schema"),
+                    other.to_string(),
+                    None,
+                )),
             }
         }
         if !diagnostics.is_empty() {

@@ -52,6 +52,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A Rego policy does not parse, or failed while being evaluated.
+    #[error("policy {origin}: {message}")]
+    Policy {
+        /// The policy file (or `builtin:<rule>`).
+        origin: String,
+        /// What the Rego engine said, with its line and column.
+        message: String,
+    },
     /// The file was read but is not valid; every problem found is listed.
     #[error("{}", render(.diagnostics))]
     Invalid {
@@ -72,7 +80,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             Self::Invalid { diagnostics } => diagnostics,
-            Self::Read { .. } => &[],
+            Self::Read { .. } | Self::Policy { .. } => &[],
         }
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod locate;
 mod masking;
 mod platform;
+pub mod policy;
 mod schema;
 mod units;
 
