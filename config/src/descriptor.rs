@@ -402,7 +402,8 @@ impl DataProduct {
                     Some("use lowercase letters, digits, `-` and `_`".into()),
                 ));
             }
-            let schema_path = base.join(&port.schema);
+            // Without `.` components, so messages say `dir/schema/x.avsc`, not `dir/./schema/x.avsc`.
+            let schema_path: PathBuf = base.join(&port.schema).components().collect();
             match PortSchema::load(&schema_path) {
                 Ok(schema) => {
                     for (j, field) in port.partitioning.iter().enumerate() {

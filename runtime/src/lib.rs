@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod demo;
 mod error;
+pub mod governance;
 pub mod health;
 pub mod http;
 pub mod kafka;

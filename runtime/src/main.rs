@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use meshd_config::{DataProduct, PlatformConfig};
+use meshd_config::PlatformConfig;
+use meshd_config::policy::PolicySet;
 use meshd_runtime::demo::{self, DemoOptions};
+use meshd_runtime::governance::{self, Format};
 use meshd_runtime::process::{Process, Services};
 use meshd_runtime::worker::WorkerOptions;
 
@@ -22,6 +24,53 @@ use meshd_runtime::worker::WorkerOptions;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the `test_*` rules of a policy folder (the built-in library's own tests without one).
+    ///
+    /// Exit code: 0 all passed, 1 a test failed, 2 the policies do not load.
+    Test {
+        /// A .rego file or a folder of them; the built-in library is loaded too.
+        dir: Option<PathBuf>,
+    },
+    /// Print the policy input documents of a descriptor (one per output port), as JSON.
+    Input {
+        /// A DataProduct descriptor.
+        descriptor: PathBuf,
+    },
+}
+
+/// Which policies apply.
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// A .rego file or a folder of them, in addition to the built-in library (repeatable).
+    #[arg(long = "policy", value_name = "DIR|FILE")]
+    paths: Vec<PathBuf>,
+    /// Turn off a rule by name, e.g. `unkeyed_sha256` (repeatable).
+    #[arg(long = "disable", value_name = "RULE")]
+    disabled: Vec<String>,
+    /// Leave the built-in library out.
+    #[arg(long)]
+    no_builtin: bool,
+}
+
+impl PolicyArgs {
+    fn load(&self) -> Result<PolicySet, meshd_config::ConfigError> {
+        let mut set = if self.no_builtin {
+            PolicySet::empty()
+        } else {
+            PolicySet::builtin()?
+        };
+        for path in &self.paths {
+            set.add_path(path)?;
+        }
+        for rule in &self.disabled {
+            set.disable(rule);
+        }
+        Ok(set)
+    }
 }
 
 #[derive(Subcommand)]
@@ -38,11 +87,23 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         drain_seconds: u64,
     },
-    /// Check descriptors and their schemas without touching Kafka or a catalog.
+    /// Check descriptors, their schemas and the governance policies, without Kafka or a catalog.
+    ///
+    /// Exit code: 0 clean (warnings allowed), 1 policy violations, 2 could not evaluate.
     Validate {
         /// DataProduct descriptors (YAML).
         #[arg(required = true)]
         descriptors: Vec<PathBuf>,
+        #[command(flatten)]
+        policies: PolicyArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Governance policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Run the reference product on an in-process mock Kafka cluster and a local table.
     Demo {
@@ -91,21 +152,69 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Validate { descriptors } => {
-            let mut bad = 0;
-            for path in descriptors {
-                match DataProduct::load(&path) {
-                    Ok(p) => println!("{}: ok ({}.{})", path.display(), p.domain(), p.name()),
-                    Err(e) => {
-                        bad += 1;
-                        println!("{e}");
+        Command::Validate {
+            descriptors,
+            policies,
+            format,
+        } => {
+            let set = match policies.load() {
+                Ok(set) => set,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let report = governance::validate(&descriptors, &set);
+            print!("{}", report.render(format));
+            Ok(ExitCode::from(report.exit_code()))
+        }
+        Command::Policy {
+            command: PolicyCommand::Input { descriptor },
+        } => {
+            let product = meshd_config::DataProduct::load(&descriptor)?;
+            let docs: Vec<_> = (0..product.spec.spec.output_ports.len())
+                .map(|port| meshd_config::policy::policy_input(&product, port))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&docs)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy {
+            command: PolicyCommand::Test { dir },
+        } => {
+            let loaded = PolicySet::builtin().and_then(|mut set| {
+                match &dir {
+                    Some(dir) => set.add_path(dir)?,
+                    None => {
+                        for (name, text) in meshd_config::policy::library::TESTS {
+                            set.add_source(format!("builtin:{name}"), (*text).to_string())?;
+                        }
                     }
                 }
+                Ok(set)
+            });
+            let outcomes = match loaded.and_then(|set| set.run_tests()) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for o in &outcomes {
+                match &o.reason {
+                    None => println!("PASS {}.{} ({})", o.package, o.name, o.file),
+                    Some(why) => println!("FAIL {}.{} ({}): {why}", o.package, o.name, o.file),
+                }
             }
-            Ok(if bad == 0 {
-                ExitCode::SUCCESS
-            } else {
+            let failed = outcomes.iter().filter(|o| !o.passed).count();
+            println!(
+                "{} test(s): {} passed, {failed} failed",
+                outcomes.len(),
+                outcomes.len() - failed
+            );
+            Ok(if failed > 0 || outcomes.is_empty() {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Demo {

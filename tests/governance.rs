@@ -1,0 +1,202 @@
+//! `meshd validate` and `meshd policy` as CI runs them: the seed passes, removing `email`'s
+//! masking fails with the seed rule's own message (Rego v0 as written, and v1), every output
+//! format parses, and `meshd policy test` passes the shipped tests and fails a broken one.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed-example")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/policies")
+}
+
+fn meshd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A copy of the seed product; with `unmask`, `email` loses its `masking` attribute.
+fn seed_copy(unmask: bool) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
+    std::fs::copy(
+        seed_dir().join("product.yaml"),
+        dir.path().join("product.yaml"),
+    )
+    .unwrap();
+    let schema = std::fs::read_to_string(seed_dir().join("schema/transactions.avsc")).unwrap();
+    let schema = if unmask {
+        schema.replace(r#", "masking": "SHA256""#, "")
+    } else {
+        schema
+    };
+    std::fs::write(dir.path().join("schema/transactions.avsc"), schema).unwrap();
+    let path = dir.path().join("product.yaml").display().to_string();
+    (dir, path)
+}
+
+const SEED_MESSAGE: &str = "Column 'email' contains PII but lacks masking configuration.";
+
+#[test]
+fn the_seed_rule_passes_the_seed_and_fails_without_masking_in_v0_and_v1() {
+    let v0 = seed_dir().join("pii-masking.rego").display().to_string();
+    let v1 = fixtures()
+        .join("v1/pii-masking-v1.rego")
+        .display()
+        .to_string();
+    for policy in [&v0, &v1] {
+        let (_d, good) = seed_copy(false);
+        let out = meshd(&["validate", &good, "--policy", policy]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+        let (_d, bad) = seed_copy(true);
+        let out = meshd(&["validate", &bad, "--policy", policy, "--no-builtin"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let text = stdout(&out);
+        assert!(text.contains(SEED_MESSAGE), "{text}");
+        assert!(
+            text.contains("payment-transactions") && text.contains("column email"),
+            "{text}"
+        );
+        assert!(
+            text.contains("transactions.avsc:9:"),
+            "the finding points at email's line: {text}"
+        );
+    }
+}
+
+#[test]
+fn every_output_format_parses() {
+    let (_d, bad) = seed_copy(true);
+    let seed_rule = seed_dir().join("pii-masking.rego").display().to_string();
+    let args = |format: &'static str| {
+        vec![
+            "validate".to_string(),
+            bad.clone(),
+            "--policy".into(),
+            seed_rule.clone(),
+            "--format".into(),
+            format.into(),
+        ]
+    };
+    let run = |format| {
+        let a = args(format);
+        meshd(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let json = run("json");
+    assert_eq!(json.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let findings = doc["descriptors"][0]["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["message"] == SEED_MESSAGE
+        && f["column"] == "email"
+        && f["severity"] == "deny"));
+
+    let github = stdout(&run("github"));
+    let errors: Vec<&str> = github
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert!(!errors.is_empty(), "{github}");
+    for line in &errors {
+        let (props, message) = line["::error ".len()..].split_once("::").unwrap();
+        assert!(
+            props
+                .split(',')
+                .any(|p| p.starts_with("file=") && p.ends_with("transactions.avsc")),
+            "{line}"
+        );
+        assert!(props.split(',').any(|p| p == "line=9"), "{line}");
+        assert!(!message.is_empty());
+    }
+    assert!(github.contains(SEED_MESSAGE));
+
+    let junit = stdout(&run("junit"));
+    let xml = roxmltree::Document::parse(&junit).unwrap();
+    let cases: Vec<_> = xml
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let builtin_rules = meshd_config::policy::library::RULES.len();
+    assert_eq!(
+        cases.len(),
+        builtin_rules + 1,
+        "one test case per rule per port"
+    );
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, vec!["governance", "pii_masking"]);
+}
+
+#[test]
+fn unreadable_descriptors_and_broken_policies_exit_2() {
+    let out = meshd(&["validate", "/nonexistent/product.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let bad_policy = dir.path().join("bad.rego");
+    std::fs::write(&bad_policy, "package datamesh.x\ndeny contains msg if {").unwrap();
+    let (_d, good) = seed_copy(false);
+    let out = meshd(&[
+        "validate",
+        &good,
+        "--policy",
+        &bad_policy.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.rego"));
+}
+
+#[test]
+fn policy_test_passes_the_shipped_tests_and_fails_a_broken_one() {
+    let out = meshd(&["policy", "test"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("0 failed"));
+    let out = meshd(&[
+        "policy",
+        "test",
+        &fixtures().join("broken").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("FAIL test.broken.test_one_is_two"));
+}
+
+#[test]
+fn policy_input_documents_match_their_json_schema() {
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy-input.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for descriptor in [
+        seed_dir().join("product.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments/product.yaml"),
+    ] {
+        let out = meshd(&["policy", "input", &descriptor.display().to_string()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let docs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(docs.len(), 1);
+        let errors: Vec<String> = validator
+            .iter_errors(&docs[0])
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{descriptor:?}: {errors:?}");
+    }
+}
