@@ -252,11 +252,26 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
             .replace("name: payment-transactions", "name: broken-product"),
     )
     .unwrap();
+    // A third is denied by governance: its schema tags `email` PII without masking.
+    let denied_dir = dir.path().join("denied");
+    std::fs::create_dir_all(denied_dir.join("schema")).unwrap();
+    let schema = std::fs::read_to_string(dir.path().join("schema/transactions.avsc")).unwrap();
+    std::fs::write(
+        denied_dir.join("schema/transactions.avsc"),
+        schema.replace(r#", "masking": "SHA256""#, ""),
+    )
+    .unwrap();
+    let denied = denied_dir.join("product.yaml");
+    std::fs::write(
+        &denied,
+        product.replace("name: payment-transactions", "name: denied-product"),
+    )
+    .unwrap();
     let second = start_products(
         dir.path(),
         &config,
         "2",
-        &[&dir.path().join("product.yaml"), &broken],
+        &[&dir.path().join("product.yaml"), &broken, &denied],
     );
     let scrape = poll(
         "the second worker to catch up (freshness 0, lag 0)",
@@ -310,6 +325,19 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     assert_eq!(
         ready["products"]["payment-transactions"]["ready"], true,
         "{ready}"
+    );
+    let refused = ready["products"]["denied-product"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        refused.contains("pii_masking") && refused.contains("'email'"),
+        "{ready}"
+    );
+    assert_eq!(up("denied-product").as_deref(), Some("Gauge(0.0)"));
+    assert!(
+        second
+            .log_text()
+            .contains("Product refused: governance policies deny it")
     );
     let reason = ready["products"]["broken-product"]["reason"]
         .as_str()

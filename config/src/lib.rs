@@ -23,7 +23,8 @@ pub use descriptor::{
 pub use error::{ConfigError, Diagnostic, closest};
 pub use masking::Masking;
 pub use platform::{
-    CatalogConfig, CatalogKind, MaskingConfig, MetricsConfig, PlatformConfig, Sensitive,
+    CatalogConfig, CatalogKind, GovernanceConfig, MaskingConfig, MetricsConfig, PlatformConfig,
+    Sensitive,
 };
 pub use schema::{Column, ColumnType, PortSchema};
 pub use units::{ByteSize, HumanDuration, Ratio};

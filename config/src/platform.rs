@@ -64,6 +64,39 @@ pub struct PlatformConfig {
     /// Where the masking key comes from.
     #[serde(default)]
     pub masking: MaskingConfig,
+    /// Which governance policies a worker checks before it starts.
+    #[serde(default)]
+    pub governance: GovernanceConfig,
+}
+
+/// Governance at run time: the same policies `meshd validate` applies in CI are checked again
+/// before a worker starts, and a product they deny is refused.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GovernanceConfig {
+    /// Apply the built-in library (default true).
+    #[serde(default = "default_true")]
+    pub builtin: bool,
+    /// `.rego` files or folders added to it.
+    #[serde(default)]
+    pub policies: Vec<PathBuf>,
+    /// Rules turned off by name.
+    #[serde(default)]
+    pub disable: Vec<String>,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        Self {
+            builtin: true,
+            policies: Vec::new(),
+            disable: Vec::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Which catalog and where.
@@ -163,6 +196,7 @@ impl Default for PlatformConfig {
             storage: BTreeMap::new(),
             metrics: MetricsConfig::default(),
             masking: MaskingConfig::default(),
+            governance: GovernanceConfig::default(),
         }
     }
 }
@@ -234,6 +268,20 @@ impl PlatformConfig {
             }
             "MASKING_KEY_FILE" => self.masking.key_file = Some(value.into()),
             "MASKING_KEY_ENV" => self.masking.key_env = Some(value),
+            "GOVERNANCE_POLICIES" => {
+                self.governance.policies = value
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            }
+            "GOVERNANCE_DISABLE" => {
+                self.governance.disable = value
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
             _ => {
                 if let Some(prop) = name.strip_prefix("KAFKA_") {
                     self.kafka

@@ -58,18 +58,11 @@ struct PolicyArgs {
 
 impl PolicyArgs {
     fn load(&self) -> Result<PolicySet, meshd_config::ConfigError> {
-        let mut set = if self.no_builtin {
-            PolicySet::empty()
-        } else {
-            PolicySet::builtin()?
-        };
-        for path in &self.paths {
-            set.add_path(path)?;
-        }
-        for rule in &self.disabled {
-            set.disable(rule);
-        }
-        Ok(set)
+        PolicySet::from_config(&meshd_config::GovernanceConfig {
+            builtin: !self.no_builtin,
+            policies: self.paths.clone(),
+            disable: self.disabled.clone(),
+        })
     }
 }
 

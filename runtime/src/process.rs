@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use meshd_config::policy::{PolicySet, Severity};
 use meshd_config::{DataProduct, MaskingConfig, PlatformConfig, Sensitive};
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,28 @@ impl Services {
     }
 }
 
+/// Evaluates the policies for one product: warnings are logged, denials refuse it with a
+/// reason naming each rule, column and fix.
+fn governance_check(policies: &PolicySet, product: &DataProduct) -> Result<(), String> {
+    let findings = policies
+        .evaluate(product)
+        .map_err(|e| format!("policies could not be evaluated: {e}"))?;
+    let mut denied = Vec::new();
+    for f in findings {
+        match f.severity {
+            Severity::Warn => {
+                tracing::warn!(product = %f.product, port = %f.port, rule = %f.rule, column = f.column.as_deref().unwrap_or(""), "{}", f.message)
+            }
+            Severity::Deny => denied.push(format!("refused by policy {}: {}", f.rule, f.message)),
+        }
+    }
+    if denied.is_empty() {
+        Ok(())
+    } else {
+        Err(denied.join("; "))
+    }
+}
+
 /// What `meshd run` does, with everything injectable for tests.
 pub struct Process {
     /// Platform settings.
@@ -88,6 +111,7 @@ impl Process {
     /// Runs every product until `shutdown`; returns how many products failed.
     pub async fn run(self, shutdown: CancellationToken) -> Result<usize, RuntimeError> {
         let key = masking_key(&self.platform.masking)?;
+        let policies = PolicySet::from_config(&self.platform.governance)?;
         let catalog = meshd_sinks::iceberg::open_catalog(&self.platform).await?;
         let mut tasks = tokio::task::JoinSet::new();
         let mut failed = 0;
@@ -103,6 +127,13 @@ impl Process {
                 }
             };
             let name = product.name().to_string();
+            if let Err(reason) = governance_check(&policies, &product) {
+                tracing::error!(product = %name, reason = %reason, "Product refused: governance policies deny it; run `meshd validate` for details.");
+                self.health.failed(&name, &reason);
+                self.metrics.worker_up.with_label_values(&[&name]).set(0);
+                failed += 1;
+                continue;
+            }
             self.health.starting(&name);
             let ctx = WorkerContext {
                 product,

@@ -46,6 +46,23 @@ impl PolicySet {
         Ok(set)
     }
 
+    /// The policies a platform config asks for: the built-in library unless turned off, the
+    /// configured files and folders, minus the disabled rules.
+    pub fn from_config(config: &crate::GovernanceConfig) -> Result<Self, ConfigError> {
+        let mut set = if config.builtin {
+            Self::builtin()?
+        } else {
+            Self::empty()
+        };
+        for path in &config.policies {
+            set.add_path(path)?;
+        }
+        for rule in &config.disable {
+            set.disable(rule);
+        }
+        Ok(set)
+    }
+
     /// Turns a rule off by name (`pii_masking`, or a team rule's package name).
     pub fn disable(&mut self, rule: &str) {
         self.disabled.insert(rule.to_string());
