@@ -384,6 +384,71 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     );
 
     check_dead_letters(&tansu);
+    drop(second);
+    plan_and_provision_a_schema_change(&python, dir.path(), &config);
+}
+
+/// `meshd plan` against the table the workers created: a new optional column is planned and
+/// applied by `meshd provision` (pyiceberg sees it); a removed column is refused with exit 1.
+fn plan_and_provision_a_schema_change(python: &Path, dir: &Path, config: &Path) {
+    let schema_file = dir.join("schema/transactions.avsc");
+    let original = std::fs::read_to_string(&schema_file).unwrap();
+    let meshd = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .arg(dir.join("product.yaml"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = meshd(&["plan"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("is up to date"), "{text}");
+
+    let last_field = original
+        .rfind('}')
+        .and_then(|end| original[..end].rfind(']'))
+        .unwrap();
+    let added = format!(
+        "{},\n    {{\"name\": \"note\", \"type\": [\"null\", \"string\"], \"default\": null, \"doc\": \"Free text\"}}\n  {}",
+        original[..last_field].trim_end(),
+        &original[last_field..]
+    );
+    std::fs::write(&schema_file, &added).unwrap();
+    let (code, text) = meshd(&["plan"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("+ add optional column `note`"), "{text}");
+    let (code, text) = meshd(&["provision"]);
+    assert_eq!(code, Some(0), "{text}");
+    let table = read_table(python, dir);
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9_950);
+    assert!(
+        rows.iter()
+            .all(|r| r.as_object().unwrap().contains_key("note") && r["note"].is_null())
+    );
+
+    let without_region: String = added
+        .lines()
+        .filter(|l| !l.contains("\"region\""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&schema_file, without_region).unwrap();
+    let (code, text) = meshd(&["plan"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("REFUSED") && text.contains("`region`"),
+        "{text}"
+    );
+    let (code, _) = meshd(&["provision"]);
+    assert_eq!(code, Some(1));
 }
 
 fn read_table(python: &Path, dir: &Path) -> Value {

@@ -19,6 +19,7 @@ pub mod kafka;
 pub mod mask;
 pub mod metrics;
 pub mod process;
+pub mod provision;
 pub mod validate;
 pub mod worker;
 

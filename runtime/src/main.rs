@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use meshd_config::PlatformConfig;
 use meshd_config::policy::PolicySet;
+use meshd_config::{DataProduct, PlatformConfig};
 use meshd_runtime::demo::{self, DemoOptions};
 use meshd_runtime::governance::{self, Format};
 use meshd_runtime::process::{Process, Services};
+use meshd_runtime::provision;
 use meshd_runtime::worker::WorkerOptions;
+use meshd_sinks::iceberg::OutputTable;
 
 #[derive(Parser)]
 #[command(
@@ -93,6 +95,26 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Show what `provision` (or `run`) would do to the catalog: tables to create, schema changes
+    /// to apply, and changes refused because they would break readers (exit 1).
+    Plan {
+        /// DataProduct descriptors (YAML).
+        #[arg(required = true)]
+        descriptors: Vec<PathBuf>,
+        /// Platform config (meshd.yaml); without it, the embedded default under .meshd/.
+        #[arg(long, env = "MESHD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Apply the plan: namespace, table with partition spec and properties, compatible schema
+    /// changes, and the dead-letter topics. Refused changes apply nothing (exit 1).
+    Provision {
+        /// DataProduct descriptors (YAML).
+        #[arg(required = true)]
+        descriptors: Vec<PathBuf>,
+        /// Platform config (meshd.yaml); without it, the embedded default under .meshd/.
+        #[arg(long, env = "MESHD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Governance policy tools.
     Policy {
         #[command(subcommand)]
@@ -161,10 +183,82 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", report.render(format));
             Ok(ExitCode::from(report.exit_code()))
         }
+        Command::Plan {
+            descriptors,
+            config,
+        } => {
+            let platform = load_platform(config.as_deref())?;
+            let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+            let mut refused = false;
+            for path in &descriptors {
+                let product = DataProduct::load(path)?;
+                for port in 0..product.spec.spec.output_ports.len() {
+                    let spec = provision::table_spec(&platform, &product, port)?;
+                    let plan = provision::plan(catalog.as_ref(), &spec).await?;
+                    refused |= plan.refused();
+                    print!("{}", provision::render_plan(product.name(), &plan));
+                }
+            }
+            Ok(if refused {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Provision {
+            descriptors,
+            config,
+        } => {
+            let platform = load_platform(config.as_deref())?;
+            let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+            let mut refused = false;
+            for path in &descriptors {
+                let product = DataProduct::load(path)?;
+                for port in 0..product.spec.spec.output_ports.len() {
+                    let spec = provision::table_spec(&platform, &product, port)?;
+                    let plan = provision::plan(catalog.as_ref(), &spec).await?;
+                    print!("{}", provision::render_plan(product.name(), &plan));
+                    if plan.refused() {
+                        refused = true;
+                        println!("  nothing applied for {}: refused changes", product.name());
+                        continue;
+                    }
+                    provision::evolve_schema(catalog.as_ref(), &spec).await?;
+                    OutputTable::open(
+                        std::sync::Arc::clone(&catalog),
+                        &spec,
+                        product.consumer_group(),
+                    )
+                    .await?;
+                    println!("  applied");
+                }
+                let topics: Vec<(String, i32)> = product
+                    .spec
+                    .spec
+                    .input_ports
+                    .iter()
+                    .map(|i| (i.dead_letter_topic(), 1))
+                    .collect();
+                meshd_runtime::kafka::ensure_topics(&platform, &topics).await?;
+                println!(
+                    "  dead-letter topics ready: {}",
+                    topics
+                        .iter()
+                        .map(|(t, _)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(if refused {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Policy {
             command: PolicyCommand::Input { descriptor },
         } => {
-            let product = meshd_config::DataProduct::load(&descriptor)?;
+            let product = DataProduct::load(&descriptor)?;
             let docs: Vec<_> = (0..product.spec.spec.output_ports.len())
                 .map(|port| meshd_config::policy::policy_input(&product, port))
                 .collect();
@@ -233,8 +327,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             drain_seconds,
         } => {
-            let env = std::env::vars().filter(|(k, _)| k.starts_with("MESHD_"));
-            let platform = Arc::new(PlatformConfig::load(config.as_deref(), env)?);
+            let platform = Arc::new(load_platform(config.as_deref())?);
             let Services {
                 metrics,
                 health,
@@ -267,6 +360,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The platform config from `--config` (or the embedded default) with `MESHD_*` overrides.
+fn load_platform(
+    config: Option<&std::path::Path>,
+) -> Result<PlatformConfig, meshd_config::ConfigError> {
+    let env = std::env::vars().filter(|(k, _)| k.starts_with("MESHD_"));
+    PlatformConfig::load(config, env)
 }
 
 async fn wait_for_signal() {

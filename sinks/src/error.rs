@@ -25,6 +25,16 @@ pub enum SinkError {
         /// What to use instead.
         fix: String,
     },
+    /// The port's schema differs from the table's in a way meshd will not apply.
+    #[error(
+        "table {table}: schema change refused: {changes} (run `meshd plan` to see every change)"
+    )]
+    SchemaChange {
+        /// `namespace.table`.
+        table: String,
+        /// The refused or pending changes.
+        changes: String,
+    },
     /// A catalog operation on a table failed.
     #[error("table {table}: {action} failed: {source}")]
     Table {
@@ -79,7 +89,7 @@ impl SinkError {
                     )
             }
             Self::DeadLetter { .. } => true,
-            Self::Fenced { .. } | Self::Unsupported { .. } => false,
+            Self::Fenced { .. } | Self::Unsupported { .. } | Self::SchemaChange { .. } => false,
         }
     }
 }

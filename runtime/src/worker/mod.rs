@@ -23,9 +23,7 @@ use iceberg::spec::DataFile;
 use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensitive};
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
-use meshd_sinks::iceberg::{
-    CommitOutcome, DataFiles, Offsets, OutputTable, TableSpec, table_location,
-};
+use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable};
 use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +36,7 @@ use crate::health::Health;
 use crate::kafka::{self, Assignment, InputContext};
 use crate::mask::Masker;
 use crate::metrics::Metrics;
-use crate::validate;
+use crate::{provision, validate};
 
 /// Tuning that is not part of the descriptor.
 #[derive(Debug, Clone)]
@@ -191,27 +189,13 @@ impl Worker {
                 tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
             }
         }
-        let (namespace, table_name) = product.table_ident(0);
-        let iceberg_schema = schema.iceberg_schema().map_err(|e| {
-            RuntimeError::Sink(SinkError::Table {
-                table: format!("{namespace}.{table_name}"),
-                action: "mapping the schema",
-                source: e,
-            })
-        })?;
-        let location = table_location(&ctx.platform, &port.location)?;
+        let spec = provision::table_spec(&ctx.platform, product, 0)?;
         if port.location.starts_with("s3://") && ctx.platform.warehouse_is_local() {
-            tracing::info!(product = %name, location = %port.location, mapped_to = %location, "No object storage configured: the s3:// location is placed under the local warehouse.");
+            tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
         }
-        let properties = table_properties(product, port);
-        let spec = TableSpec {
-            namespace,
-            name: table_name,
-            location,
-            schema: iceberg_schema,
-            partitioning: port.partitioning.clone(),
-            properties,
-        };
+        for change in provision::evolve_schema(ctx.catalog.as_ref(), &spec).await? {
+            tracing::info!(product = %name, table = %format!("{}.{}", spec.namespace, spec.name), "Schema evolved: {change}.");
+        }
         let group = product.consumer_group();
         let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, group.clone()).await?;
         let table_schema = Arc::new(
@@ -713,25 +697,4 @@ async fn send_dead_letters(
             .with_label_values(&[product, letter.source_topic, letter.kind])
             .inc();
     }
-}
-
-fn table_properties(
-    product: &DataProduct,
-    port: &meshd_config::OutputPort,
-) -> HashMap<String, String> {
-    let meta = &product.spec.metadata;
-    HashMap::from([
-        ("datamesh.product".into(), meta.name.clone()),
-        ("datamesh.domain".into(), meta.domain.clone()),
-        ("datamesh.owner".into(), meta.owner.clone()),
-        (
-            "datamesh.sla.freshness".into(),
-            port.sla.freshness.as_str().to_string(),
-        ),
-        (
-            "datamesh.sla.availability".into(),
-            port.sla.availability.as_str().to_string(),
-        ),
-        ("datamesh.descriptor.sha256".into(), product.sha256.clone()),
-    ])
 }

@@ -1,6 +1,7 @@
 //! The Iceberg output port: catalog, table placement, data files and exactly-once commits.
 
 mod catalog;
+pub mod evolution;
 pub mod offsets;
 mod table;
 mod writer;

@@ -1,0 +1,219 @@
+//! What a product needs in the catalog, and how to get there: the table spec a worker creates
+//! (schema, partition spec, `datamesh.*` properties), the plan against the live catalog
+//! (create, evolve, or nothing), and applying it. `meshd plan` prints the plan, `meshd
+//! provision` applies it, and a worker applies compatible changes before it writes.
+
+use std::collections::HashMap;
+
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use meshd_config::{DataProduct, OutputPort, PlatformConfig};
+use meshd_sinks::SinkError;
+use meshd_sinks::iceberg::evolution::{self, Change};
+use meshd_sinks::iceberg::{TableSpec, table_location};
+use serde::Serialize;
+
+use crate::RuntimeError;
+
+/// The table output port `port` of `product` becomes.
+pub fn table_spec(
+    platform: &PlatformConfig,
+    product: &DataProduct,
+    port: usize,
+) -> Result<TableSpec, RuntimeError> {
+    let output = &product.spec.spec.output_ports[port];
+    let (namespace, name) = product.table_ident(port);
+    let schema = product.schemas[port]
+        .iceberg_schema()
+        .map_err(|source| SinkError::Table {
+            table: format!("{namespace}.{name}"),
+            action: "mapping the schema",
+            source,
+        })?;
+    Ok(TableSpec {
+        location: table_location(platform, &output.location)?,
+        namespace,
+        name,
+        schema,
+        partitioning: output.partitioning.clone(),
+        properties: table_properties(product, output),
+    })
+}
+
+fn table_properties(product: &DataProduct, port: &OutputPort) -> HashMap<String, String> {
+    let meta = &product.spec.metadata;
+    HashMap::from([
+        ("datamesh.product".into(), meta.name.clone()),
+        ("datamesh.domain".into(), meta.domain.clone()),
+        ("datamesh.owner".into(), meta.owner.clone()),
+        (
+            "datamesh.sla.freshness".into(),
+            port.sla.freshness.as_str().to_string(),
+        ),
+        (
+            "datamesh.sla.availability".into(),
+            port.sla.availability.as_str().to_string(),
+        ),
+        ("datamesh.descriptor.sha256".into(), product.sha256.clone()),
+    ])
+}
+
+/// What provisioning would do to one table.
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum TablePlan {
+    /// The table does not exist: create it.
+    Create {
+        /// `namespace.table`.
+        table: String,
+        /// Where.
+        location: String,
+        /// Partition fields, `column: transform`.
+        partitioning: Vec<String>,
+        /// Table properties.
+        properties: HashMap<String, String>,
+        /// Columns with their Iceberg types.
+        columns: Vec<String>,
+    },
+    /// The table exists and its schema differs.
+    Evolve {
+        /// `namespace.table`.
+        table: String,
+        /// Column changes.
+        changes: Vec<Change>,
+    },
+    /// Nothing to do.
+    UpToDate {
+        /// `namespace.table`.
+        table: String,
+    },
+}
+
+impl TablePlan {
+    /// Whether the plan contains a change meshd refuses.
+    pub fn refused(&self) -> bool {
+        matches!(self, Self::Evolve { changes, .. } if evolution::has_breaking(changes))
+    }
+}
+
+/// Reads the live catalog and plans `spec`.
+pub async fn plan(catalog: &dyn Catalog, spec: &TableSpec) -> Result<TablePlan, RuntimeError> {
+    let table = format!("{}.{}", spec.namespace, spec.name);
+    let err = |action, source| SinkError::Table {
+        table: table.clone(),
+        action,
+        source,
+    };
+    let ident = TableIdent::new(
+        NamespaceIdent::new(spec.namespace.clone()),
+        spec.name.clone(),
+    );
+    let exists = catalog
+        .table_exists(&ident)
+        .await
+        .map_err(|e| err("checking the table", e))?;
+    if !exists {
+        return Ok(TablePlan::Create {
+            table,
+            location: spec.location.clone(),
+            partitioning: spec
+                .partitioning
+                .iter()
+                .map(|p| format!("{}: {}", p.column, p.transform.iceberg_name()))
+                .collect(),
+            properties: spec.properties.clone(),
+            columns: spec
+                .schema
+                .as_struct()
+                .fields()
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}{}",
+                        f.name,
+                        f.field_type,
+                        if f.required { "" } else { " (optional)" }
+                    )
+                })
+                .collect(),
+        });
+    }
+    let loaded = catalog
+        .load_table(&ident)
+        .await
+        .map_err(|e| err("loading the table", e))?;
+    let changes = evolution::diff(loaded.metadata().current_schema(), &spec.schema);
+    Ok(if changes.is_empty() {
+        TablePlan::UpToDate { table }
+    } else {
+        TablePlan::Evolve { table, changes }
+    })
+}
+
+/// Applies the compatible schema changes of an existing table (new optional columns); fails,
+/// changing nothing, on a breaking or not-yet-supported change. A missing table is left to
+/// [`meshd_sinks::iceberg::OutputTable::open`], which creates it.
+pub async fn evolve_schema(
+    catalog: &dyn Catalog,
+    spec: &TableSpec,
+) -> Result<Vec<Change>, RuntimeError> {
+    let TablePlan::Evolve { changes, .. } = plan(catalog, spec).await? else {
+        return Ok(Vec::new());
+    };
+    let ident = TableIdent::new(
+        NamespaceIdent::new(spec.namespace.clone()),
+        spec.name.clone(),
+    );
+    let table = catalog
+        .load_table(&ident)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "loading the table",
+            source,
+        })?;
+    evolution::apply(catalog, &table, &spec.schema, &changes).await?;
+    Ok(changes)
+}
+
+/// Renders plans for people.
+pub fn render_plan(product: &str, plan: &TablePlan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    match plan {
+        TablePlan::Create {
+            table,
+            location,
+            partitioning,
+            properties,
+            columns,
+        } => {
+            let _ = writeln!(out, "product {product}: create table {table} at {location}");
+            if !partitioning.is_empty() {
+                let _ = writeln!(out, "  partitioned by {}", partitioning.join(", "));
+            }
+            for c in columns {
+                let _ = writeln!(out, "  column {c}");
+            }
+            let mut props: Vec<_> = properties.iter().collect();
+            props.sort();
+            for (k, v) in props {
+                let _ = writeln!(out, "  property {k} = {v}");
+            }
+        }
+        TablePlan::Evolve { table, changes } => {
+            let _ = writeln!(out, "product {product}: change table {table}");
+            for c in changes {
+                let mark = match c.kind {
+                    evolution::ChangeKind::AddOptional { .. } => "+",
+                    evolution::ChangeKind::Pending { .. } => "~",
+                    evolution::ChangeKind::Breaking { .. } => "REFUSED",
+                };
+                let _ = writeln!(out, "  {mark} {c}");
+            }
+        }
+        TablePlan::UpToDate { table } => {
+            let _ = writeln!(out, "product {product}: table {table} is up to date");
+        }
+    }
+    out
+}

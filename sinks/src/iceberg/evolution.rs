@@ -1,0 +1,328 @@
+//! Schema evolution: compares the schema a port declares (from its `.avsc`) with the table's
+//! current schema, column by column (by name), and says what changes and whether readers of
+//! the table survive it. Compatible changes: a new optional column, int→long, float→double,
+//! decimal precision widening, required→optional, doc changes. Breaking: a dropped or renamed
+//! column, a new required column, narrowing, optional→required, any other type change.
+//!
+//! Only new optional columns are applied for now: iceberg-rust 0.10's `update_schema` adds and
+//! deletes columns but cannot promote types or change docs, so such changes are listed as
+//! compatible but pending, and a worker refuses to write until they are applied elsewhere.
+
+use std::fmt;
+
+use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, StructType, Type};
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, table::Table};
+use serde::Serialize;
+
+use crate::SinkError;
+
+/// What happens to one column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// A new optional column: applied by `provision` and by workers on start.
+    AddOptional {
+        /// Iceberg type, e.g. `string`.
+        #[serde(rename = "type")]
+        ty: String,
+    },
+    /// Compatible, but not applied by this version (type promotion, required→optional, doc).
+    Pending {
+        /// What would change.
+        what: String,
+    },
+    /// Refused: readers or writers of the table would break.
+    Breaking {
+        /// Why, and how to get the change in another way.
+        why: String,
+    },
+}
+
+/// One column's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// Dotted column path.
+    pub column: String,
+    /// What happens.
+    #[serde(flatten)]
+    pub kind: ChangeKind,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ChangeKind::AddOptional { ty } => {
+                write!(f, "add optional column `{}` ({ty})", self.column)
+            }
+            ChangeKind::Pending { what } => write!(
+                f,
+                "column `{}`: {what} (compatible; not applied by this version)",
+                self.column
+            ),
+            ChangeKind::Breaking { why } => write!(f, "column `{}`: {why}", self.column),
+        }
+    }
+}
+
+/// Changes from `current` (the table) to `desired` (the port's schema), in column order.
+pub fn diff(current: &Schema, desired: &Schema) -> Vec<Change> {
+    let mut changes = Vec::new();
+    diff_struct(current.as_struct(), desired.as_struct(), "", &mut changes);
+    changes
+}
+
+fn diff_struct(current: &StructType, desired: &StructType, prefix: &str, out: &mut Vec<Change>) {
+    let path = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
+    for want in desired.fields() {
+        let column = path(&want.name);
+        match current.field_by_name(&want.name) {
+            None if !want.required => out.push(Change {
+                column,
+                kind: ChangeKind::AddOptional { ty: want.field_type.to_string() },
+            }),
+            None => out.push(Change {
+                column,
+                kind: ChangeKind::Breaking {
+                    why: "new required column: existing rows have no value; make it optional ([\"null\", T])".into(),
+                },
+            }),
+            Some(have) => diff_field(have, want, &column, out),
+        }
+    }
+    for have in current.fields() {
+        if desired.field_by_name(&have.name).is_none() {
+            out.push(Change {
+                column: path(&have.name),
+                kind: ChangeKind::Breaking {
+                    why: "dropped or renamed: readers of the table lose it; keep it in the schema (optional) or publish a new table version".into(),
+                },
+            });
+        }
+    }
+}
+
+fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &mut Vec<Change>) {
+    let push = |out: &mut Vec<Change>, kind| {
+        out.push(Change {
+            column: column.to_string(),
+            kind,
+        })
+    };
+    match (&*have.field_type, &*want.field_type) {
+        (Type::Struct(a), Type::Struct(b)) => diff_struct(a, b, column, out),
+        (a, b) if a == b => {}
+        (Type::Primitive(a), Type::Primitive(b)) if promotable(a, b) => push(
+            out,
+            ChangeKind::Pending {
+                what: format!("widen {a} to {b}"),
+            },
+        ),
+        (a, b) => push(
+            out,
+            ChangeKind::Breaking {
+                why: format!(
+                    "type changes from {a} to {b}, which existing data files cannot be read as; add a new column instead"
+                ),
+            },
+        ),
+    }
+    match (have.required, want.required) {
+        (false, true) => push(
+            out,
+            ChangeKind::Breaking {
+                why: "optional → required: existing rows may hold nulls; keep it optional".into(),
+            },
+        ),
+        (true, false) => push(
+            out,
+            ChangeKind::Pending {
+                what: "required → optional".into(),
+            },
+        ),
+        _ => {}
+    }
+    if have.doc != want.doc {
+        push(
+            out,
+            ChangeKind::Pending {
+                what: "doc changes".into(),
+            },
+        );
+    }
+}
+
+/// Iceberg's allowed type promotions.
+fn promotable(from: &PrimitiveType, to: &PrimitiveType) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (P::Int, P::Long) | (P::Float, P::Double) => true,
+        (
+            P::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            P::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 == s2 && p2 > p1,
+        _ => false,
+    }
+}
+
+/// Whether any change is refused.
+pub fn has_breaking(changes: &[Change]) -> bool {
+    changes
+        .iter()
+        .any(|c| matches!(c.kind, ChangeKind::Breaking { .. }))
+}
+
+/// Applies the new optional columns in one schema update; returns the updated table.
+/// Fails, applying nothing, if any change is breaking or pending, naming each one.
+pub async fn apply(
+    catalog: &dyn Catalog,
+    table: &Table,
+    desired: &Schema,
+    changes: &[Change],
+) -> Result<Table, SinkError> {
+    let name = table.identifier().to_string();
+    let blocking: Vec<String> = changes
+        .iter()
+        .filter(|c| !matches!(c.kind, ChangeKind::AddOptional { .. }))
+        .map(Change::to_string)
+        .collect();
+    if !blocking.is_empty() {
+        return Err(SinkError::SchemaChange {
+            table: name,
+            changes: blocking.join("; "),
+        });
+    }
+    if changes.is_empty() {
+        return Ok(table.clone());
+    }
+    let tx = Transaction::new(table);
+    let mut update = tx.update_schema();
+    for change in changes {
+        let Some(field) = desired.field_by_name(&change.column) else {
+            continue;
+        };
+        let leaf = change.column.rsplit('.').next().unwrap_or(&change.column);
+        let ty = (*field.field_type).clone();
+        let parent = change
+            .column
+            .rsplit_once('.')
+            .map(|(parent, _)| parent.to_string());
+        let add = match (parent, field.doc.clone()) {
+            (Some(p), Some(d)) => AddColumn::builder()
+                .name(leaf)
+                .field_type(ty)
+                .parent(p)
+                .doc(d)
+                .build(),
+            (Some(p), None) => AddColumn::builder()
+                .name(leaf)
+                .field_type(ty)
+                .parent(p)
+                .build(),
+            (None, Some(d)) => AddColumn::builder()
+                .name(leaf)
+                .field_type(ty)
+                .doc(d)
+                .build(),
+            (None, None) => AddColumn::optional(leaf, ty),
+        };
+        update = update.add_column(add);
+    }
+    let err = |action, source| SinkError::Table {
+        table: name.clone(),
+        action,
+        source,
+    };
+    let tx = update
+        .apply(tx)
+        .map_err(|e| err("preparing the schema update", e))?;
+    tx.commit(catalog)
+        .await
+        .map_err(|e| err("committing the schema update", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use iceberg::spec::NestedField;
+
+    use super::*;
+
+    fn schema(fields: Vec<NestedField>) -> Schema {
+        Schema::builder()
+            .with_fields(fields.into_iter().map(Arc::new).collect::<Vec<_>>())
+            .build()
+            .expect("schema")
+    }
+
+    fn p(t: PrimitiveType) -> Type {
+        Type::Primitive(t)
+    }
+
+    #[test]
+    fn changes_are_classified() {
+        let current = schema(vec![
+            NestedField::required(1, "id", p(PrimitiveType::Int)),
+            NestedField::optional(2, "name", p(PrimitiveType::String)),
+            NestedField::required(3, "gone", p(PrimitiveType::String)),
+            NestedField::optional(
+                4,
+                "amount",
+                p(PrimitiveType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                }),
+            ),
+            NestedField::optional(5, "flag", p(PrimitiveType::Boolean)),
+        ]);
+        let desired = schema(vec![
+            NestedField::required(1, "id", p(PrimitiveType::Long)),
+            NestedField::required(2, "name", p(PrimitiveType::String)),
+            NestedField::optional(
+                4,
+                "amount",
+                p(PrimitiveType::Decimal {
+                    precision: 12,
+                    scale: 2,
+                }),
+            ),
+            NestedField::optional(5, "flag", p(PrimitiveType::String)),
+            NestedField::optional(6, "note", p(PrimitiveType::String)),
+            NestedField::required(7, "must", p(PrimitiveType::String)),
+        ]);
+        let changes = diff(&current, &desired);
+        let kind = |col: &str| -> Vec<&'static str> {
+            changes
+                .iter()
+                .filter(|c| c.column == col)
+                .map(|c| match c.kind {
+                    ChangeKind::AddOptional { .. } => "add",
+                    ChangeKind::Pending { .. } => "pending",
+                    ChangeKind::Breaking { .. } => "breaking",
+                })
+                .collect()
+        };
+        assert_eq!(kind("id"), vec!["pending"]);
+        assert_eq!(kind("name"), vec!["breaking"]);
+        assert_eq!(kind("gone"), vec!["breaking"]);
+        assert_eq!(kind("amount"), vec!["pending"]);
+        assert_eq!(kind("flag"), vec!["breaking"]);
+        assert_eq!(kind("note"), vec!["add"]);
+        assert_eq!(kind("must"), vec!["breaking"]);
+        assert!(has_breaking(&changes));
+        assert!(diff(&current, &current).is_empty());
+    }
+}
