@@ -205,7 +205,7 @@ pub fn render_plan(product: &str, plan: &TablePlan) -> String {
             for c in changes {
                 let mark = match c.kind {
                     evolution::ChangeKind::AddOptional { .. } => "+",
-                    evolution::ChangeKind::Pending { .. } => "~",
+                    evolution::ChangeKind::Pending { .. } | evolution::ChangeKind::Doc => "~",
                     evolution::ChangeKind::Breaking { .. } => "REFUSED",
                 };
                 let _ = writeln!(out, "  {mark} {c}");

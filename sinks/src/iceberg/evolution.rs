@@ -27,7 +27,9 @@ pub enum ChangeKind {
         #[serde(rename = "type")]
         ty: String,
     },
-    /// Compatible, but not applied by this version (type promotion, required→optional, doc).
+    /// Only the doc differs: listed, not applied, and harmless to writers.
+    Doc,
+    /// Compatible, but not applied by this version (type promotion, required→optional).
     Pending {
         /// What would change.
         what: String,
@@ -55,6 +57,11 @@ impl fmt::Display for Change {
             ChangeKind::AddOptional { ty } => {
                 write!(f, "add optional column `{}` ({ty})", self.column)
             }
+            ChangeKind::Doc => write!(
+                f,
+                "column `{}`: doc changes (not applied by this version; harmless)",
+                self.column
+            ),
             ChangeKind::Pending { what } => write!(
                 f,
                 "column `{}`: {what} (compatible; not applied by this version)",
@@ -195,7 +202,7 @@ pub async fn apply(
     let name = table.identifier().to_string();
     let blocking: Vec<String> = changes
         .iter()
-        .filter(|c| !matches!(c.kind, ChangeKind::AddOptional { .. }))
+        .filter(|c| !matches!(c.kind, ChangeKind::AddOptional { .. } | ChangeKind::Doc))
         .map(Change::to_string)
         .collect();
     if !blocking.is_empty() {
@@ -204,12 +211,18 @@ pub async fn apply(
             changes: blocking.join("; "),
         });
     }
-    if changes.is_empty() {
+    if !changes
+        .iter()
+        .any(|c| matches!(c.kind, ChangeKind::AddOptional { .. }))
+    {
         return Ok(table.clone());
     }
     let tx = Transaction::new(table);
     let mut update = tx.update_schema();
-    for change in changes {
+    for change in changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::AddOptional { .. }))
+    {
         let Some(field) = desired.field_by_name(&change.column) else {
             continue;
         };
@@ -311,6 +324,7 @@ mod tests {
                 .map(|c| match c.kind {
                     ChangeKind::AddOptional { .. } => "add",
                     ChangeKind::Pending { .. } => "pending",
+                    ChangeKind::Doc => "doc",
                     ChangeKind::Breaking { .. } => "breaking",
                 })
                 .collect()
