@@ -186,75 +186,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan {
             descriptors,
             config,
-        } => {
-            let platform = load_platform(config.as_deref())?;
-            let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
-            let mut refused = false;
-            for path in &descriptors {
-                let product = DataProduct::load(path)?;
-                for port in 0..product.spec.spec.output_ports.len() {
-                    let spec = provision::table_spec(&platform, &product, port)?;
-                    let plan = provision::plan(catalog.as_ref(), &spec).await?;
-                    refused |= plan.refused();
-                    print!("{}", provision::render_plan(product.name(), &plan));
-                }
-            }
-            Ok(if refused {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        } => provision_products(&descriptors, config.as_deref(), false).await,
         Command::Provision {
             descriptors,
             config,
-        } => {
-            let platform = load_platform(config.as_deref())?;
-            let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
-            let mut refused = false;
-            for path in &descriptors {
-                let product = DataProduct::load(path)?;
-                for port in 0..product.spec.spec.output_ports.len() {
-                    let spec = provision::table_spec(&platform, &product, port)?;
-                    let plan = provision::plan(catalog.as_ref(), &spec).await?;
-                    print!("{}", provision::render_plan(product.name(), &plan));
-                    if plan.refused() {
-                        refused = true;
-                        println!("  nothing applied for {}: refused changes", product.name());
-                        continue;
-                    }
-                    provision::evolve_schema(catalog.as_ref(), &spec).await?;
-                    OutputTable::open(
-                        std::sync::Arc::clone(&catalog),
-                        &spec,
-                        product.consumer_group(),
-                    )
-                    .await?;
-                    println!("  applied");
-                }
-                let topics: Vec<(String, i32)> = product
-                    .spec
-                    .spec
-                    .input_ports
-                    .iter()
-                    .map(|i| (i.dead_letter_topic(), 1))
-                    .collect();
-                meshd_runtime::kafka::ensure_topics(&platform, &topics).await?;
-                println!(
-                    "  dead-letter topics ready: {}",
-                    topics
-                        .iter()
-                        .map(|(t, _)| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            Ok(if refused {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        } => provision_products(&descriptors, config.as_deref(), true).await,
         Command::Policy {
             command: PolicyCommand::Input { descriptor },
         } => {
@@ -360,6 +296,54 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `meshd plan` (`apply` false) and `meshd provision` (`apply` true): exit 1 when a product
+/// has refused changes, which are never applied.
+async fn provision_products(
+    descriptors: &[PathBuf],
+    config: Option<&std::path::Path>,
+    apply: bool,
+) -> anyhow::Result<ExitCode> {
+    let platform = load_platform(config)?;
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    let mut refused = false;
+    for path in descriptors {
+        let product = DataProduct::load(path)?;
+        for port in 0..product.spec.spec.output_ports.len() {
+            let spec = provision::table_spec(&platform, &product, port)?;
+            let plan = provision::plan(catalog.as_ref(), &spec).await?;
+            print!("{}", provision::render_plan(product.name(), &plan));
+            refused |= plan.refused();
+            if !apply {
+                continue;
+            }
+            if plan.refused() {
+                println!("  nothing applied for {}: refused changes", product.name());
+                continue;
+            }
+            provision::evolve_schema(catalog.as_ref(), &spec).await?;
+            OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group()).await?;
+            println!("  applied");
+        }
+        if apply {
+            let topics: Vec<(String, i32)> = product
+                .spec
+                .spec
+                .input_ports
+                .iter()
+                .map(|i| (i.dead_letter_topic(), 1))
+                .collect();
+            meshd_runtime::kafka::ensure_topics(&platform, &topics).await?;
+            let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+            println!("  dead-letter topics ready: {}", names.join(", "));
+        }
+    }
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The platform config from `--config` (or the embedded default) with `MESHD_*` overrides.
