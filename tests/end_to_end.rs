@@ -216,7 +216,7 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
             produce(
                 &bootstrap,
                 TOTAL / 2..TOTAL,
-                Some(Duration::from_millis(100)),
+                Some(Duration::from_millis(200)),
             )
             .await
         }
