@@ -150,7 +150,7 @@ spec:
     .unwrap();
     std::fs::write(dir.join("masking.key"), format!("{KEY}\n")).unwrap();
     // A short session timeout lets the restarted worker take over the killed one's partitions
-    // in seconds. With the default 45 s, 2 of 3 runs on Tansu gave the restarted worker an
+    // in seconds. With the default 45 s, some runs on Tansu gave the restarted worker an
     // empty assignment that no later rebalance fixed (noted for the reliability issue).
     let config = dir.join("meshd.yaml");
     std::fs::write(
