@@ -220,7 +220,8 @@ impl Meshd {
             .arg("--config")
             .arg(config)
             .args(descriptors)
-            .env("MESHD_LOG", "info")
+            // MESHD_LOG from the test's environment wins, for debugging (e.g. `info,rdkafka=debug`).
+            .env("MESHD_LOG", std::env::var("MESHD_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
