@@ -9,6 +9,7 @@
 // iceberg::Error makes error values large; they are built only off the hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod alerts;
 pub mod decode;
 pub mod demo;
 mod error;

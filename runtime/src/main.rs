@@ -29,6 +29,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ExportCommand {
+    /// Prometheus alert rules per product, thresholds taken from each descriptor's SLA.
+    PrometheusRules {
+        /// DataProduct descriptors (YAML).
+        #[arg(required = true)]
+        descriptors: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Run the `test_*` rules of a policy folder (the built-in library's own tests without one).
     ///
@@ -115,6 +125,11 @@ enum Command {
         #[arg(long, env = "MESHD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Generate deployment artifacts from descriptors.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
     /// Governance policy tools.
     Policy {
         #[command(subcommand)]
@@ -191,6 +206,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             descriptors,
             config,
         } => provision_products(&descriptors, config.as_deref(), true).await,
+        Command::Export {
+            what: ExportCommand::PrometheusRules { descriptors },
+        } => {
+            let products = descriptors
+                .iter()
+                .map(|d| DataProduct::load(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            print!("{}", meshd_runtime::alerts::prometheus_rules(&products));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Policy {
             command: PolicyCommand::Input { descriptor },
         } => {

@@ -221,7 +221,10 @@ impl Meshd {
             .arg(config)
             .args(descriptors)
             // MESHD_LOG from the test's environment wins, for debugging (e.g. `info,rdkafka=debug`).
-            .env("MESHD_LOG", std::env::var("MESHD_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "MESHD_LOG",
+                std::env::var("MESHD_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
