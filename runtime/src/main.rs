@@ -302,6 +302,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 tracing::info!("Stop requested; committing buffered data.");
                 signals.cancel();
             });
+            let notifier =
+                meshd_runtime::systemd::spawn(health.clone(), metrics.clone(), shutdown.clone());
             let process = Process {
                 platform,
                 descriptors,
@@ -314,6 +316,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let failed = process.run(shutdown.clone()).await?;
             shutdown.cancel();
+            let _ = notifier.await;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
