@@ -242,10 +242,7 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
 
 /// Sums every sample of a metric in Prometheus text.
 pub fn sum_metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |total, value| total + value)
+    crate::metrics::sample_values(text, name).fold(0.0, |total, value| total + value)
 }
 
 #[allow(clippy::too_many_arguments)]

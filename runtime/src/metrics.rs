@@ -171,6 +171,14 @@ impl Metrics {
     }
 }
 
+/// The values of every sample of metric `name` in Prometheus text (for progress lines and
+/// the systemd status, which read our own registry's rendering).
+pub fn sample_values<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
+    text.lines()
+        .filter(move |l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

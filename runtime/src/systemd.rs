@@ -67,10 +67,5 @@ pub fn spawn(
 
 /// The largest `meshd_freshness_seconds` sample in a Prometheus text scrape.
 fn worst_freshness(text: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.starts_with("meshd_freshness_seconds{") || l.starts_with("meshd_freshness_seconds ")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, f64::max)
+    crate::metrics::sample_values(text, "meshd_freshness_seconds").fold(0.0, f64::max)
 }
