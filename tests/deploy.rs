@@ -107,3 +107,130 @@ fn generated_rules_carry_the_descriptor_thresholds_and_pass_promtool() {
     };
     assert!(ok, "{out}\n{rules}");
 }
+
+/// A tool from the test venv (`.venv/bin`, made by `.ci/run`).
+fn venv_tool(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.venv/bin")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn the_dockerfile_lints_clean() {
+    let dockerfile = deploy().join("container/Dockerfile").display().to_string();
+    let Some((ok, out)) = run(&venv_tool("hadolint"), &[&dockerfile]) else {
+        return;
+    };
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn kubernetes_manifests_match_their_schemas_and_each_other() {
+    let dir = deploy().join("kubernetes");
+    let sidecar = dir.join("sidecar.yaml").display().to_string();
+    let Some((ok, out)) = run(&venv_tool("kubernetes-validate"), &["--strict", &sidecar]) else {
+        return;
+    };
+    assert!(
+        ok && out.contains("passed for resource deployment/payments"),
+        "{out}"
+    );
+
+    // The Operator's custom resources have no schema offline: check what ties them together.
+    let docs = |file: &str| -> Vec<serde_yaml_ng::Value> {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let deployment = docs("sidecar.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let monitor = &docs("podmonitor.yaml")[0];
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &pod_labels[k.as_str().unwrap()],
+            v,
+            "the PodMonitor selects the sidecar's pods"
+        );
+    }
+    let port = monitor["spec"]["podMetricsEndpoints"][0]["port"]
+        .as_str()
+        .unwrap();
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap();
+    let meshd = containers.iter().find(|c| c["name"] == "meshd").unwrap();
+    assert!(
+        meshd["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port)
+    );
+    assert_eq!(meshd["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(meshd["readinessProbe"]["httpGet"]["path"], "/readyz");
+
+    let rule = &docs("prometheusrule.yaml")[0];
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(deploy().join("prometheus/meshd-rules.yml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        rule["spec"], rules,
+        "the PrometheusRule carries exactly deploy/prometheus/meshd-rules.yml"
+    );
+}
+
+#[test]
+fn the_dashboard_queries_only_exported_metrics_and_recorded_series() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy().join("grafana/meshd.json")).unwrap(),
+    )
+    .unwrap();
+    let documented: Vec<&str> = meshd_runtime::metrics::DOCUMENTED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let titles: Vec<&str> = panels
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "Freshness vs SLO",
+        "Error budget left (30 days)",
+        "Throughput",
+        "Dead letters by reason",
+        "Commit latency",
+    ] {
+        assert!(titles.contains(&wanted), "{titles:?}");
+    }
+    let mut checked = 0;
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if let Some(base) = word.strip_prefix("meshd_") {
+                let name = format!("meshd_{base}");
+                let histogram_part = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s));
+                let known = documented.contains(&name.as_str())
+                    || histogram_part.is_some_and(|h| documented.contains(&h));
+                assert!(
+                    known,
+                    "the dashboard queries {name}, which meshd does not export"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} metric references found");
+}
