@@ -86,6 +86,15 @@ impl Health {
                         state: "starting",
                         reason: Some("connecting to the catalog and Kafka".into()),
                     },
+                    State::Running(a) if a.sink_error.lock().is_ok_and(|e| e.is_some()) => {
+                        ProductStatus {
+                            ready: false,
+                            state: "running",
+                            reason: a.sink_error.lock().ok().and_then(|e| e.clone()).map(|e| {
+                                format!("commits are failing (catalog or warehouse): {e}")
+                            }),
+                        }
+                    }
                     State::Running(a) if a.has_assignment.load(Ordering::SeqCst) => ProductStatus {
                         ready: true,
                         state: "running",

@@ -42,6 +42,9 @@ pub struct Assignment {
     pub assigned: Mutex<Vec<(String, i32)>>,
     /// Consumer lag per topic from the latest statistics.
     pub lag: Mutex<BTreeMap<String, i64>>,
+    /// The last commit's error while commits keep failing (readiness: the catalog or the
+    /// warehouse is not working); None once a commit succeeds.
+    pub sink_error: Mutex<Option<String>>,
     /// Whether at least one assignment has happened (readiness).
     pub has_assignment: std::sync::atomic::AtomicBool,
 }

@@ -306,13 +306,13 @@ impl Scrape {
     }
 }
 
-/// A plain HTTP/1.1 GET of a 200 response's body.
+/// A plain HTTP GET of a 200 response's body.
 pub fn http_get(url: &str) -> Option<String> {
     let (status, body) = http_get_status(url)?;
     (status == 200).then_some(body)
 }
 
-/// A plain HTTP/1.1 GET over TCP (enough for our own endpoint; no client dependency):
+/// A plain HTTP/1.0 GET over TCP (1.0: never a chunked body) (enough for our own endpoint; no client dependency):
 /// the status code and the body.
 pub fn http_get_status(url: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -320,11 +320,7 @@ pub fn http_get_status(url: &str) -> Option<(u16, String)> {
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;

@@ -23,7 +23,7 @@ use iceberg::spec::DataFile;
 use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensitive};
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
-use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable};
+use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable, RetryPolicy};
 use rdkafka::consumer::StreamConsumer;
 use tokio_util::sync::CancellationToken;
 
@@ -197,7 +197,15 @@ impl Worker {
             tracing::info!(product = %name, table = %format!("{}.{}", spec.namespace, spec.name), "Schema evolved: {change}.");
         }
         let group = product.consumer_group();
-        let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, group.clone()).await?;
+        // Few attempts inside one commit: the run loop retries a failed commit every second for
+        // as long as it takes, and in between reports the failure on `/readyz`.
+        let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, group.clone())
+            .await?
+            .with_retry(RetryPolicy {
+                attempts: 2,
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+            });
         let table_schema = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema())
                 .map_err(|e| {
@@ -318,7 +326,11 @@ impl Worker {
                 _ = tick.tick() => {}
             }
             if self.should_commit() && Instant::now() >= retry_at {
-                match self.commit(ctx).await {
+                let committed = self.commit(ctx).await;
+                if let Ok(mut sink_error) = self.assignment.sink_error.lock() {
+                    *sink_error = committed.as_ref().err().map(ToString::to_string);
+                }
+                match committed {
                     Ok(()) => retry_at = Instant::now(),
                     Err(e) if e.retryable() => {
                         tracing::warn!(product = %self.product, error = %e, "Commit failed; consumption is paused and the same commit will be retried.");
