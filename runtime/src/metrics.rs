@@ -39,6 +39,8 @@ pub struct Metrics {
     pub sla_good: IntCounterVec,
     /// 1 while a product's worker runs, 0 when it failed or stopped.
     pub worker_up: IntGaugeVec,
+    /// 1 while the product is ready (the `/readyz` verdict), 0 otherwise.
+    pub worker_ready: IntGaugeVec,
 }
 
 /// Every metric name with its help text, for the README and the compliance test.
@@ -99,6 +101,10 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
         "meshd_worker_up",
         "1 while the product's worker runs, 0 when it failed or stopped (labels: product).",
     ),
+    (
+        "meshd_worker_ready",
+        "1 while the product is ready as /readyz says (partitions assigned, commits succeeding), 0 otherwise (labels: product).",
+    ),
 ];
 
 fn help(name: &str) -> String {
@@ -158,6 +164,7 @@ impl Metrics {
             sla_evaluations: counter("meshd_sla_evaluations_total", pp)?,
             sla_good: counter("meshd_sla_good_total", pp)?,
             worker_up: int_gauge("meshd_worker_up", &["product"])?,
+            worker_ready: int_gauge("meshd_worker_ready", &["product"])?,
             registry,
         })
     }

@@ -62,6 +62,7 @@ impl Services {
         let shutdown = CancellationToken::new();
         let bound =
             crate::http::serve(listen, metrics.clone(), health.clone(), shutdown.clone()).await?;
+        spawn_readiness_gauge(metrics.clone(), health.clone(), shutdown.clone());
         Ok(Self {
             metrics,
             health,
@@ -91,6 +92,26 @@ fn governance_check(policies: &PolicySet, product: &DataProduct) -> Result<(), S
     } else {
         Err(denied.join("; "))
     }
+}
+
+/// Exports the `/readyz` verdict per product as `meshd_worker_ready`, once a second, so
+/// Prometheus can alert on a worker that runs but is not ready.
+fn spawn_readiness_gauge(metrics: Metrics, health: Health, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            for (product, status) in health.readiness().products {
+                metrics
+                    .worker_ready
+                    .with_label_values(&[&product])
+                    .set(i64::from(status.ready));
+            }
+        }
+    });
 }
 
 /// What `meshd run` does, with everything injectable for tests.
