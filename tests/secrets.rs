@@ -1,0 +1,153 @@
+//! Secrets stay secret: a masking key and a SASL password given to meshd never appear in its
+//! log, in `/metrics` or `/readyz`, in dead-letter headers, or in an error message (a catalog
+//! URI with a password is redacted).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{Meshd, Tansu, free_port, http_get, poll};
+
+const TOPIC: &str = "secrets-e2e";
+const KEY: &str = "k3y-SECRET-4567";
+const PASSWORD: &str = "pa55-SECRET-8910";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masking_key_and_sasl_password_never_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tansu) = Tansu::start(dir.path()) else {
+        return;
+    };
+    tansu.create_topic(TOPIC, 1).await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
+    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
+    std::fs::copy(
+        examples.join("schema/transactions.avsc"),
+        dir.path().join("schema/transactions.avsc"),
+    )
+    .unwrap();
+    let product = std::fs::read_to_string(examples.join("product.yaml"))
+        .unwrap()
+        .replace("source: raw-payment-events", &format!("source: {TOPIC}"))
+        .replace(
+            "deadLetterTopic: raw-payment-events.dlq",
+            &format!("deadLetterTopic: {TOPIC}.dlq"),
+        )
+        .replace("interval: 2s", "interval: 1s");
+    let descriptor = dir.path().join("product.yaml");
+    std::fs::write(&descriptor, product).unwrap();
+    std::fs::write(dir.path().join("masking.key"), KEY).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("meshd.yaml");
+    // The SASL settings ride along on a plaintext listener: librdkafka keeps the password in its
+    // configuration, which is what must never be printed.
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  bootstrap.servers: {}\n  sasl.username: meshd\n  sasl.password: {PASSWORD}\ncatalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmetrics:\n  listen: {listen}\nmasking:\n  keyFile: {d}/masking.key\n",
+            tansu.bootstrap,
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let meshd = Meshd::start(
+        &config,
+        &[&descriptor],
+        &listen,
+        dir.path().join("meshd.log"),
+    );
+
+    // Good and malformed records (1 in 10), so both the table and the DLQ see traffic.
+    let producer: FutureProducer = tansu.client().create().unwrap();
+    for n in 0..500u64 {
+        let (id, payload) = meshd_runtime::demo::payment_event(n, 10);
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key(&id).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    poll(
+        "all 500 records committed or dead-lettered",
+        Duration::from_secs(120),
+        || {
+            let s = meshd.scrape()?;
+            (s.sum("meshd_records_committed_total") + s.sum("meshd_records_dead_lettered_total")
+                == 500.0)
+                .then_some(())
+        },
+    );
+
+    let metrics = http_get(&format!("http://{listen}/metrics")).unwrap();
+    let ready = http_get(&format!("http://{listen}/readyz")).unwrap_or_default();
+    let log = meshd.log_text();
+    for (place, text) in [
+        ("/metrics", &metrics),
+        ("/readyz", &ready),
+        ("the log", &log),
+    ] {
+        assert!(
+            !text.contains(KEY) && !text.contains(PASSWORD),
+            "a secret appears in {place}"
+        );
+    }
+
+    let dlq: BaseConsumer = tansu
+        .client()
+        .set("group.id", "secrets-dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&format!("{TOPIC}.dlq")]).unwrap();
+    let mut headers_seen = 0;
+    poll("the 50 dead letters", Duration::from_secs(60), || {
+        while let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
+            for h in m.headers().unwrap().iter() {
+                let v = String::from_utf8_lossy(h.value.unwrap_or_default());
+                assert!(
+                    !v.contains(KEY) && !v.contains(PASSWORD),
+                    "a secret appears in DLQ header {}",
+                    h.key
+                );
+            }
+            headers_seen += 1;
+        }
+        (headers_seen >= 50).then_some(())
+    });
+
+    // An error about a catalog URI that carries a password names the URI without it.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!("catalog:\n  uri: postgres://meshd:{PASSWORD}@127.0.0.1:1/catalog\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
+        .args([
+            "plan",
+            "--config",
+            &bad.display().to_string(),
+            &descriptor.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("127.0.0.1:1") && !text.contains(PASSWORD),
+        "{text}"
+    );
+}
