@@ -6,14 +6,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
-use support::{Meshd, Tansu, free_port, poll, python, run_python};
+use support::{Meshd, Tansu, poll, python, run_python};
 
 const TOPIC: &str = "graceful-e2e";
 
@@ -23,14 +22,7 @@ async fn produce(bootstrap: &str, range: std::ops::Range<u64>) {
         .create()
         .unwrap();
     for n in range {
-        let (id, payload) = meshd_runtime::demo::payment_event(n, 0);
-        producer
-            .send(
-                FutureRecord::to(TOPIC).key(&id).payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        support::send_payment_event(&producer, TOPIC, n, 0).await;
     }
 }
 
@@ -57,41 +49,23 @@ async fn sigterm_commits_what_is_buffered_and_a_restart_continues_exactly() {
     };
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 2).await;
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
-    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
-    std::fs::copy(
-        examples.join("schema/transactions.avsc"),
-        dir.path().join("schema/transactions.avsc"),
-    )
-    .unwrap();
     // A commit interval far longer than the test: only the drain on SIGTERM commits.
-    let product = std::fs::read_to_string(examples.join("product.yaml"))
-        .unwrap()
-        .replace("source: raw-payment-events", &format!("source: {TOPIC}"))
-        .replace(
-            "deadLetterTopic: raw-payment-events.dlq",
-            &format!("deadLetterTopic: {TOPIC}.dlq"),
-        )
-        .replace("interval: 2s", "interval: 10min");
-    let descriptor = dir.path().join("product.yaml");
-    std::fs::write(&descriptor, product).unwrap();
+    let descriptor =
+        support::example_product(dir.path(), TOPIC, &[("interval: 2s", "interval: 10min")]);
     let start = |run: &str| {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let config = dir.path().join(format!("meshd-{run}.yaml"));
-        std::fs::write(
-            &config,
-            format!(
-                "kafka:\n  bootstrap.servers: {}\n  session.timeout.ms: \"6000\"\ncatalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmetrics:\n  listen: {listen}\n",
-                tansu.bootstrap,
-                d = dir.path().display()
-            ),
-        )
-        .unwrap();
+        let name = format!("meshd-{run}");
+        let (config, listen) = support::meshd_config(
+            dir.path(),
+            &name,
+            &tansu.bootstrap,
+            &["session.timeout.ms: \"6000\""],
+            "",
+        );
         Meshd::start(
             &config,
             &[&descriptor],
             &listen,
-            dir.path().join(format!("meshd-{run}.log")),
+            dir.path().join(format!("{name}.log")),
         )
     };
 

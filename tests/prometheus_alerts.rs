@@ -7,13 +7,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use support::{ChildGuard, Meshd, Tansu, free_port, http_get, poll, unavailable};
 
 const TOPIC: &str = "alerts-e2e";
@@ -48,35 +47,15 @@ async fn freshness_alert_fires_while_the_catalog_is_locked_and_resolves_after() 
     tansu.create_topic(TOPIC, 1).await;
 
     // The reference product with a 20 s freshness SLO and 1 s commits.
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
-    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
-    std::fs::copy(
-        examples.join("schema/transactions.avsc"),
-        dir.path().join("schema/transactions.avsc"),
-    )
-    .unwrap();
-    let product = std::fs::read_to_string(examples.join("product.yaml"))
-        .unwrap()
-        .replace("source: raw-payment-events", &format!("source: {TOPIC}"))
-        .replace(
-            "deadLetterTopic: raw-payment-events.dlq",
-            &format!("deadLetterTopic: {TOPIC}.dlq"),
-        )
-        .replace("freshness: \"15min\"", "freshness: \"20s\"")
-        .replace("interval: 2s", "interval: 1s");
-    let descriptor = dir.path().join("product.yaml");
-    std::fs::write(&descriptor, product).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let config = dir.path().join("meshd.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kafka:\n  bootstrap.servers: {}\ncatalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmetrics:\n  listen: {listen}\n",
-            tansu.bootstrap,
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
+    let descriptor = support::example_product(
+        dir.path(),
+        TOPIC,
+        &[
+            ("freshness: \"15min\"", "freshness: \"20s\""),
+            ("interval: 2s", "interval: 1s"),
+        ],
+    );
+    let (config, listen) = support::meshd_config(dir.path(), "meshd", &tansu.bootstrap, &[], "");
     let meshd = Meshd::start(
         &config,
         &[&descriptor],
@@ -136,14 +115,7 @@ async fn freshness_alert_fires_while_the_catalog_is_locked_and_resolves_after() 
                 .unwrap();
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                let (id, payload) = meshd_runtime::demo::payment_event(n, 0);
-                producer
-                    .send(
-                        FutureRecord::to(TOPIC).key(&id).payload(&payload),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap();
+                support::send_payment_event(&producer, TOPIC, n, 0).await;
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -5,15 +5,14 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use support::{Meshd, Tansu, free_port, http_get, poll};
+use rdkafka::producer::FutureProducer;
+use support::{Meshd, Tansu, http_get, poll};
 
 const TOPIC: &str = "secrets-e2e";
 const KEY: &str = "k3y-SECRET-4567";
@@ -26,37 +25,23 @@ async fn masking_key_and_sasl_password_never_leak() {
         return;
     };
     tansu.create_topic(TOPIC, 1).await;
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
-    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
-    std::fs::copy(
-        examples.join("schema/transactions.avsc"),
-        dir.path().join("schema/transactions.avsc"),
-    )
-    .unwrap();
-    let product = std::fs::read_to_string(examples.join("product.yaml"))
-        .unwrap()
-        .replace("source: raw-payment-events", &format!("source: {TOPIC}"))
-        .replace(
-            "deadLetterTopic: raw-payment-events.dlq",
-            &format!("deadLetterTopic: {TOPIC}.dlq"),
-        )
-        .replace("interval: 2s", "interval: 1s");
-    let descriptor = dir.path().join("product.yaml");
-    std::fs::write(&descriptor, product).unwrap();
+    let descriptor =
+        support::example_product(dir.path(), TOPIC, &[("interval: 2s", "interval: 1s")]);
     std::fs::write(dir.path().join("masking.key"), KEY).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let config = dir.path().join("meshd.yaml");
     // The SASL settings ride along on a plaintext listener: librdkafka keeps the password in its
     // configuration, which is what must never be printed.
-    std::fs::write(
-        &config,
-        format!(
-            "kafka:\n  bootstrap.servers: {}\n  sasl.username: meshd\n  sasl.password: {PASSWORD}\ncatalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmetrics:\n  listen: {listen}\nmasking:\n  keyFile: {d}/masking.key\n",
-            tansu.bootstrap,
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
+    let password = format!("sasl.password: {PASSWORD}");
+    let key_file = format!(
+        "masking:\n  keyFile: {}/masking.key\n",
+        dir.path().display()
+    );
+    let (config, listen) = support::meshd_config(
+        dir.path(),
+        "meshd",
+        &tansu.bootstrap,
+        &["sasl.username: meshd", &password],
+        &key_file,
+    );
     let meshd = Meshd::start(
         &config,
         &[&descriptor],
@@ -67,14 +52,7 @@ async fn masking_key_and_sasl_password_never_leak() {
     // Good and malformed records (1 in 10), so both the table and the DLQ see traffic.
     let producer: FutureProducer = tansu.client().create().unwrap();
     for n in 0..500u64 {
-        let (id, payload) = meshd_runtime::demo::payment_event(n, 10);
-        producer
-            .send(
-                FutureRecord::to(TOPIC).key(&id).payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        support::send_payment_event(&producer, TOPIC, n, 10).await;
     }
     poll(
         "all 500 records committed or dead-lettered",

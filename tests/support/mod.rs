@@ -327,3 +327,74 @@ pub fn http_get_status(url: &str) -> Option<(u16, String)> {
     let status = head.split(' ').nth(1)?.parse().ok()?;
     Some((status, body.to_string()))
 }
+
+/// The reference product (`examples/payments`) copied into `dir`, reading `topic`, with its
+/// text edited by `edits` (from → to); returns the descriptor's path.
+pub fn example_product(dir: &Path, topic: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
+    std::fs::create_dir_all(dir.join("schema")).unwrap();
+    std::fs::copy(
+        examples.join("schema/transactions.avsc"),
+        dir.join("schema/transactions.avsc"),
+    )
+    .unwrap();
+    let mut product = std::fs::read_to_string(examples.join("product.yaml"))
+        .unwrap()
+        .replace("source: raw-payment-events", &format!("source: {topic}"))
+        .replace(
+            "deadLetterTopic: raw-payment-events.dlq",
+            &format!("deadLetterTopic: {topic}.dlq"),
+        );
+    for (from, to) in edits {
+        assert!(
+            product.contains(from),
+            "the example product has no `{from}`"
+        );
+        product = product.replace(from, to);
+    }
+    let descriptor = dir.join("product.yaml");
+    std::fs::write(&descriptor, product).unwrap();
+    descriptor
+}
+
+/// A meshd platform config `<name>.yaml` in `dir` for a broker at `bootstrap`, with the catalog
+/// and warehouse in `dir` and metrics on a free port. `kafka_extra` lines go into the `kafka:`
+/// map (indented), `extra` lines at the top level. Returns the config and the metrics address.
+pub fn meshd_config(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    kafka_extra: &[&str],
+    extra: &str,
+) -> (PathBuf, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let kafka: String = kafka_extra.iter().map(|l| format!("  {l}\n")).collect();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "kafka:\n  bootstrap.servers: {bootstrap}\n{kafka}catalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmetrics:\n  listen: {listen}\n{extra}",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    (path, listen)
+}
+
+/// Sends the reference payment event `n` (malformed when `n % bad_every == bad_every - 1`)
+/// and waits for the broker's acknowledgement.
+pub async fn send_payment_event(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    n: u64,
+    bad_every: u64,
+) {
+    let (id, payload) = meshd_runtime::demo::payment_event(n, bad_every);
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(&id)
+        .payload(&payload);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap();
+}
