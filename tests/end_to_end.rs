@@ -397,19 +397,13 @@ fn plan_and_provision_a_schema_change(python: &Path, dir: &Path, config: &Path) 
     let schema_file = dir.join("schema/transactions.avsc");
     let original = std::fs::read_to_string(&schema_file).unwrap();
     let meshd = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
-            .args(args)
-            .arg("--config")
-            .arg(config)
-            .arg(dir.join("product.yaml"))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
+        let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        all.extend([
+            "--config".into(),
+            config.into(),
+            dir.join("product.yaml").into(),
+        ]);
+        support::meshd_output(&all)
     };
     let (code, text) = meshd(&["plan"]);
     assert_eq!(code, Some(0), "{text}");

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -28,14 +27,7 @@ async fn produce(bootstrap: &str, range: std::ops::Range<u64>) {
 
 /// SIGTERM, then the exit status within `deadline`.
 fn terminate(meshd: &mut Meshd, deadline: Duration) -> std::process::ExitStatus {
-    let pid = meshd.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(&meshd.child);
     poll("meshd to exit after SIGTERM", deadline, || {
         meshd.child.try_wait().unwrap()
     })

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -109,21 +108,13 @@ async fn masking_key_and_sasl_password_never_leak() {
         format!("catalog:\n  uri: postgres://meshd:{PASSWORD}@127.0.0.1:1/catalog\n"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
-        .args([
-            "plan",
-            "--config",
-            &bad.display().to_string(),
-            &descriptor.display().to_string(),
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let (code, text) = support::meshd_output(&[
+        "plan",
+        "--config",
+        &bad.display().to_string(),
+        &descriptor.display().to_string(),
+    ]);
+    assert_ne!(code, Some(0), "{text}");
     assert!(
         text.contains("127.0.0.1:1") && !text.contains(PASSWORD),
         "{text}"

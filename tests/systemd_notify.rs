@@ -77,14 +77,7 @@ async fn ready_status_watchdog_and_stopping_reach_systemd() {
     let status = seen.iter().find(|l| l.starts_with("STATUS=")).unwrap();
     assert!(status.contains("worst freshness"), "{status}");
 
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(&child.0);
     poll("STOPPING=1 after SIGTERM", Duration::from_secs(30), || {
         receive(&mut seen);
         seen.iter().any(|l| l == "STOPPING=1").then_some(())

@@ -398,3 +398,29 @@ pub async fn send_payment_event(
         .await
         .unwrap();
 }
+
+/// Sends SIGTERM to a child process (a graceful stop request).
+pub fn sigterm(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Runs the meshd binary to completion: its exit code and its stdout and stderr together.
+pub fn meshd_output<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
