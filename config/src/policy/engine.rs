@@ -29,6 +29,9 @@ struct Module {
 pub struct PolicySet {
     modules: Vec<Module>,
     disabled: BTreeSet<String>,
+    /// The modules parsed once, in one engine per Rego version; evaluations run on clones.
+    v1: Option<Engine>,
+    v0: Option<Engine>,
 }
 
 impl PolicySet {
@@ -93,15 +96,26 @@ impl PolicySet {
 
     /// Adds policy text; `origin` names it in messages.
     pub fn add_source(&mut self, origin: String, text: String) -> Result<(), ConfigError> {
-        let v0 = match parse_check(&origin, &text, false) {
-            Ok(()) => false,
-            Err(v1_error) => match parse_check(&origin, &text, true) {
-                Ok(()) => true,
-                Err(_) => return Err(v1_error),
-            },
-        };
-        self.modules.push(Module { origin, text, v0 });
-        Ok(())
+        let mut first_error = None;
+        for v0 in [false, true] {
+            let slot = if v0 { &mut self.v0 } else { &mut self.v1 };
+            let mut candidate = match slot {
+                Some(engine) => engine.clone(),
+                None => new_engine(v0, &origin)?,
+            };
+            match candidate.add_policy(origin.clone(), text.clone()) {
+                Ok(_) => {
+                    *slot = Some(candidate);
+                    self.modules.push(Module { origin, text, v0 });
+                    return Ok(());
+                }
+                // A v1 parse error is the one to report: v0 is only the fallback.
+                Err(e) => {
+                    first_error.get_or_insert_with(|| policy_error(&origin, e));
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| policy_error(&origin, "does not parse")))
     }
 
     /// How many policy files are loaded.
@@ -209,24 +223,12 @@ impl PolicySet {
         Ok(outcomes)
     }
 
-    /// One engine per Rego version in use, with meshd's extra built-ins.
+    /// Fresh copies of the engines in use (one per Rego version), with meshd's extra built-ins.
     fn engines(&self) -> Result<Vec<(Engine, String)>, ConfigError> {
-        let mut engines = Vec::new();
-        for v0 in [false, true] {
-            let modules: Vec<&Module> = self.modules.iter().filter(|m| m.v0 == v0).collect();
-            if modules.is_empty() {
-                continue;
-            }
-            let label = if v0 { "v0" } else { "v1" };
-            let mut engine = new_engine(v0, label)?;
-            for m in modules {
-                engine
-                    .add_policy(m.origin.clone(), m.text.clone())
-                    .map_err(|e| policy_error(&m.origin, e))?;
-            }
-            engines.push((engine, label.to_string()));
-        }
-        Ok(engines)
+        Ok([(&self.v1, "v1"), (&self.v0, "v0")]
+            .into_iter()
+            .filter_map(|(engine, label)| engine.clone().map(|e| (e, label.to_string())))
+            .collect())
     }
 }
 
@@ -235,14 +237,6 @@ fn new_engine(v0: bool, label: &str) -> Result<Engine, ConfigError> {
     engine.set_rego_v0(v0);
     super::builtins::register(&mut engine).map_err(|e| policy_error(label, e))?;
     Ok(engine)
-}
-
-fn parse_check(origin: &str, text: &str, v0: bool) -> Result<(), ConfigError> {
-    let mut engine = new_engine(v0, origin)?;
-    engine
-        .add_policy(origin.to_string(), text.to_string())
-        .map(|_| ())
-        .map_err(|e| policy_error(origin, e))
 }
 
 fn policy_error(origin: &str, e: impl std::fmt::Display) -> ConfigError {
