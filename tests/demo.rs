@@ -23,7 +23,7 @@ fn number_after(text: &str, label: &str) -> u64 {
 
 #[test]
 fn demo_accounts_for_every_event_and_masks_pii() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let state = dir.path().join("state");
     let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
         .args(["demo", "--seconds", "10", "--rate", "1000"])

@@ -69,7 +69,7 @@ fn prometheus_rules_use_only_metrics_meshd_exports() {
 #[test]
 fn the_systemd_unit_verifies() {
     let unit = std::fs::read_to_string(deploy().join("systemd/meshd.service")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     // verify checks that ExecStart exists: point it at the binary under test.
     let path = dir.path().join("meshd.service");
     std::fs::write(
@@ -99,7 +99,7 @@ fn generated_rules_carry_the_descriptor_thresholds_and_pass_promtool() {
     assert!(rules.contains("meshd_freshness_seconds{product=\"payment-transactions\",port=\"payments.payment_transactions\"}) > 900"), "{rules}");
     assert!(rules.contains("> 0.0144 and"), "{rules}");
     assert!(rules.contains("> 0.006 and"), "{rules}");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let path = dir.path().join("generated.yml");
     std::fs::write(&path, &rules).unwrap();
     let Some((ok, out)) = run("promtool", &["check", "rules", &path.display().to_string()]) else {

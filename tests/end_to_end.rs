@@ -193,7 +193,7 @@ fn start_products(dir: &Path, config: &Path, run: &str, descriptors: &[&Path]) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
     };

@@ -35,7 +35,7 @@ fn terminate(meshd: &mut Meshd, deadline: Duration) -> std::process::ExitStatus 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_commits_what_is_buffered_and_a_restart_continues_exactly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
     };

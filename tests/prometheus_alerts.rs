@@ -33,7 +33,7 @@ fn alert_state(prometheus: &str, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_alert_fires_while_the_catalog_is_locked_and_resolves_after() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     if Command::new("prometheus")
         .arg("--version")
         .output()

@@ -19,7 +19,7 @@ const PASSWORD: &str = "pa55-SECRET-8910";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masking_key_and_sasl_password_never_leak() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
     };

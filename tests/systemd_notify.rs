@@ -15,7 +15,7 @@ use support::{Tansu, free_port, poll};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_status_watchdog_and_stopping_reach_systemd() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::test_dir();
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
     };

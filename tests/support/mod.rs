@@ -101,7 +101,11 @@ impl Tansu {
                 &url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
+            // TANSU_LOG from the test's environment wins, for debugging (e.g. `info`).
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -423,4 +427,96 @@ pub fn meshd_output<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Option<i32>, Stri
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
+}
+
+/// Every value of the string column `column` in `table` (`namespace.name`), read with
+/// iceberg-rust's own scan: the second reader beside pyiceberg. None while the table does
+/// not exist yet.
+pub async fn table_strings(config: &Path, table: &str, column: &str) -> Option<Vec<String>> {
+    use futures::TryStreamExt;
+    let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+    let ident = iceberg::TableIdent::from_strs(table.split('.')).unwrap();
+    let table = catalog.load_table(&ident).await.ok()?;
+    let batches: Vec<arrow_array::RecordBatch> = table
+        .scan()
+        .select([column])
+        .build()
+        .unwrap()
+        .to_arrow()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for batch in &batches {
+        let array = arrow_cast::cast(batch.column(0), &arrow_schema::DataType::Utf8).unwrap();
+        let strings = array
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        values.extend(strings.iter().map(|s| s.unwrap_or_default().to_string()));
+    }
+    Some(values)
+}
+
+/// The dead letters in `topic`, by record key (dead letters are at least once: a crash may
+/// repeat one), each with its headers; polls until `distinct` keys were seen or fails.
+pub fn read_dead_letters(
+    tansu: &Tansu,
+    topic: &str,
+    distinct: usize,
+    deadline: Duration,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = tansu
+        .client()
+        .set("group.id", format!("dlq-reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    poll(
+        &format!("{distinct} distinct dead letters in {topic}"),
+        deadline,
+        || {
+            while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                let value = h.value.unwrap_or_default();
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(value).to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                seen.insert(key, headers);
+            }
+            (seen.len() >= distinct).then_some(())
+        },
+    );
+    seen
+}
+
+/// A scratch folder for one test, removed afterwards unless `MESHD_TEST_KEEP` is set (then
+/// its path is printed, with the broker's and every meshd process's log in it).
+pub fn test_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("MESHD_TEST_KEEP").is_some() {
+        eprintln!(
+            "MESHD_TEST_KEEP: logs and tables stay in {}",
+            dir.path().display()
+        );
+        dir.disable_cleanup(true);
+    }
+    dir
 }

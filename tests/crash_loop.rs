@@ -1,0 +1,209 @@
+//! Crash loop: a stream of uniquely keyed records goes to a real broker while `meshd run` is
+//! SIGKILLed at random moments and restarted. At the end every good key is in the table exactly
+//! once (checked with iceberg-rust's scan and with pyiceberg) and every malformed one is in the
+//! dead-letter topic.
+//!
+//! Run alone with more kills: `MESHD_CRASH_KILLS=100 MESHD_CRASH_RATE=2000 cargo test -p
+//! meshd-runtime --test crash_loop -- --nocapture`; `MESHD_CRASH_SEED` replays a run's kill times.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rdkafka::producer::FutureProducer;
+use support::{Meshd, Tansu, poll, python, run_python};
+
+const TOPIC: &str = "crash-loop";
+/// Every 97th record is malformed (five kinds in turn).
+const BAD_EVERY: u64 = 97;
+const TABLE: &str = "payments.payment_transactions";
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn is_bad(n: u64) -> bool {
+    n % BAD_EVERY == BAD_EVERY - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_exactly_once_after_random_sigkills() {
+    let kills = setting("MESHD_CRASH_KILLS", 20);
+    let rate = setting("MESHD_CRASH_RATE", 1000).max(10);
+    let seed = setting("MESHD_CRASH_SEED", rand::random::<u32>() as u64);
+    eprintln!("crash loop: {kills} kills, {rate} records/s, MESHD_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let dir = support::test_dir();
+    let Some(tansu) = Tansu::start(dir.path()) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    tansu.create_topic(TOPIC, 3).await;
+    // Commits every second and every 500 rows, so kills land before, during and after commits.
+    let descriptor = support::example_product(
+        dir.path(),
+        TOPIC,
+        &[(
+            "interval: 2s                       # default 10s; must be below the freshness SLA",
+            "interval: 1s\n        maxRecords: 500",
+        )],
+    );
+    // A short session: a restarted worker gets the partitions once the killed member expires.
+    let (config, listen) = support::meshd_config(
+        dir.path(),
+        "meshd",
+        &tansu.bootstrap,
+        &[
+            "session.timeout.ms: \"3000\"",
+            "heartbeat.interval.ms: \"500\"",
+        ],
+        "",
+    );
+    let start = |run: u64| {
+        Meshd::start(
+            &config,
+            &[&descriptor],
+            &listen,
+            dir.path().join(format!("meshd-{run}.log")),
+        )
+    };
+
+    // The stream runs for the whole kill loop, `rate` records a second in blocks of 100.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = tokio::spawn({
+        let bootstrap = tansu.bootstrap.clone();
+        let stop = Arc::clone(&stop);
+        async move {
+            let producer: FutureProducer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("linger.ms", "5")
+                .create()
+                .unwrap();
+            let mut every = tokio::time::interval(Duration::from_millis(100_000 / rate));
+            let mut produced = 0;
+            while !stop.load(Ordering::SeqCst) {
+                every.tick().await;
+                let sends = (produced..produced + 100)
+                    .map(|n| support::send_payment_event(&producer, TOPIC, n, BAD_EVERY));
+                futures::future::join_all(sends).await;
+                produced += 100;
+            }
+            produced
+        }
+    });
+
+    let started = Instant::now();
+    let mut at_kill = Vec::new();
+    for run in 0..kills {
+        let mut meshd = start(run);
+        // One kill in four during startup (catalog, group join); the others at a random
+        // moment after the worker began consuming: mid-batch, mid-commit or just after one.
+        if run % 4 != 3 {
+            poll(
+                "the restarted worker to consume",
+                Duration::from_secs(60),
+                || (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
+            );
+        }
+        let after = Duration::from_millis(rng.random_range(0..2500));
+        tokio::time::sleep(after).await;
+        let s = meshd.scrape();
+        let count = |name: &str| s.as_ref().map_or(0.0, |s| s.sum(name)) as u64;
+        meshd.kill();
+        at_kill.push((
+            count("meshd_records_consumed_total"),
+            count("meshd_records_committed_total") + count("meshd_records_dead_lettered_total"),
+        ));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let records = producer.await.unwrap();
+    eprintln!(
+        "{kills} kills in {:.0?}; (consumed, committed or dead-lettered) by each killed process: {at_kill:?}",
+        started.elapsed()
+    );
+    let killed_holding_data = at_kill.iter().filter(|(c, m)| c > m).count();
+    assert!(
+        killed_holding_data >= kills as usize / 2,
+        "too few kills hit a worker holding uncommitted records: {at_kill:?}"
+    );
+
+    let bad: BTreeSet<String> = (0..records)
+        .filter(|&n| is_bad(n))
+        .map(|n| meshd_runtime::demo::payment_event(n, BAD_EVERY).0)
+        .collect();
+    let good = records as usize - bad.len();
+    let last = start(kills);
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while keys.len() < good {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {good} rows after 300 s:\n{}",
+            keys.len(),
+            last.log_text()
+        );
+        keys = support::table_strings(&config, TABLE, "transaction_id")
+            .await
+            .unwrap_or_default();
+        if keys.len() < good {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(keys.len(), good, "rows != records produced - dead letters");
+    assert_eq!(distinct.len(), good, "duplicate keys in the table");
+    assert!(
+        distinct.iter().all(|k| {
+            let n: u64 = k.trim_start_matches("tx-").parse().unwrap();
+            n < records && !is_bad(n)
+        }),
+        "unexpected keys in the table"
+    );
+
+    let out = run_python(
+        &python,
+        "table_keys.py",
+        &[
+            &dir.path().join("catalog.db").display().to_string(),
+            &dir.path().join("warehouse").display().to_string(),
+            TABLE,
+            "transaction_id",
+        ],
+    );
+    let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(counted["rows"], good, "{counted}");
+    assert_eq!(counted["distinct"], good, "{counted}");
+    assert_eq!(counted["repeated"], serde_json::json!({}), "{counted}");
+
+    let letters = support::read_dead_letters(
+        &tansu,
+        &format!("{TOPIC}.dlq"),
+        bad.len(),
+        Duration::from_secs(60),
+    );
+    let lettered: BTreeSet<String> = letters.keys().cloned().collect();
+    assert_eq!(
+        lettered, bad,
+        "dead letters differ from the malformed records"
+    );
+    assert!(
+        letters
+            .values()
+            .all(|h| h.get("meshd.error.kind").is_some_and(|k| !k.is_empty())),
+        "a dead letter without a reason"
+    );
+    eprintln!(
+        "checked: {records} records, {good} rows each exactly once (iceberg-rust and pyiceberg), {} dead letters, {kills} kills survived ({killed_holding_data} holding uncommitted records)",
+        bad.len()
+    );
+    drop(last);
+}
