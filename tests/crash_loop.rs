@@ -9,29 +9,20 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use rdkafka::producer::FutureProducer;
-use support::{Meshd, Tansu, poll, python, run_python};
+use support::{Meshd, Tansu, poll, python};
 
 const TOPIC: &str = "crash-loop";
 /// Every 97th record is malformed (five kinds in turn).
 const BAD_EVERY: u64 = 97;
-const TABLE: &str = "payments.payment_transactions";
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn is_bad(n: u64) -> bool {
-    n % BAD_EVERY == BAD_EVERY - 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,29 +68,8 @@ async fn every_key_exactly_once_after_random_sigkills() {
         )
     };
 
-    // The stream runs for the whole kill loop, `rate` records a second in blocks of 100.
-    let stop = Arc::new(AtomicBool::new(false));
-    let producer = tokio::spawn({
-        let bootstrap = tansu.bootstrap.clone();
-        let stop = Arc::clone(&stop);
-        async move {
-            let producer: FutureProducer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("linger.ms", "5")
-                .create()
-                .unwrap();
-            let mut every = tokio::time::interval(Duration::from_millis(100_000 / rate));
-            let mut produced = 0;
-            while !stop.load(Ordering::SeqCst) {
-                every.tick().await;
-                let sends = (produced..produced + 100)
-                    .map(|n| support::send_payment_event(&producer, TOPIC, n, BAD_EVERY));
-                futures::future::join_all(sends).await;
-                produced += 100;
-            }
-            produced
-        }
-    });
+    // The stream runs for the whole kill loop.
+    let stream = support::Stream::start(&tansu.bootstrap, TOPIC, rate, BAD_EVERY);
 
     let started = Instant::now();
     let mut at_kill = Vec::new();
@@ -124,8 +94,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
             count("meshd_records_committed_total") + count("meshd_records_dead_lettered_total"),
         ));
     }
-    stop.store(true, Ordering::SeqCst);
-    let records = producer.await.unwrap();
+    let records = stream.stop().await;
     eprintln!(
         "{kills} kills in {:.0?}; (consumed, committed or dead-lettered) by each killed process: {at_kill:?}",
         started.elapsed()
@@ -136,74 +105,18 @@ async fn every_key_exactly_once_after_random_sigkills() {
         "too few kills hit a worker holding uncommitted records: {at_kill:?}"
     );
 
-    let bad: BTreeSet<String> = (0..records)
-        .filter(|&n| is_bad(n))
-        .map(|n| meshd_runtime::demo::payment_event(n, BAD_EVERY).0)
-        .collect();
-    let good = records as usize - bad.len();
     let last = start(kills);
-    let mut keys = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while keys.len() < good {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {good} rows after 300 s:\n{}",
-            keys.len(),
-            last.log_text()
-        );
-        keys = support::table_strings(&config, TABLE, "transaction_id")
-            .await
-            .unwrap_or_default();
-        if keys.len() < good {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    let distinct: BTreeSet<&String> = keys.iter().collect();
-    assert_eq!(keys.len(), good, "rows != records produced - dead letters");
-    assert_eq!(distinct.len(), good, "duplicate keys in the table");
-    assert!(
-        distinct.iter().all(|k| {
-            let n: u64 = k.trim_start_matches("tx-").parse().unwrap();
-            n < records && !is_bad(n)
-        }),
-        "unexpected keys in the table"
-    );
-
-    let out = run_python(
+    let (rows, letters) = support::assert_exactly_once(
+        &config,
         &python,
-        "table_keys.py",
-        &[
-            &dir.path().join("catalog.db").display().to_string(),
-            &dir.path().join("warehouse").display().to_string(),
-            TABLE,
-            "transaction_id",
-        ],
-    );
-    let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(counted["rows"], good, "{counted}");
-    assert_eq!(counted["distinct"], good, "{counted}");
-    assert_eq!(counted["repeated"], serde_json::json!({}), "{counted}");
-
-    let letters = support::read_dead_letters(
-        &tansu,
+        &tansu.bootstrap,
         &format!("{TOPIC}.dlq"),
-        bad.len(),
-        Duration::from_secs(60),
-    );
-    let lettered: BTreeSet<String> = letters.keys().cloned().collect();
-    assert_eq!(
-        lettered, bad,
-        "dead letters differ from the malformed records"
-    );
-    assert!(
-        letters
-            .values()
-            .all(|h| h.get("meshd.error.kind").is_some_and(|k| !k.is_empty())),
-        "a dead letter without a reason"
-    );
+        (records, BAD_EVERY),
+        || last.log_text(),
+    )
+    .await;
     eprintln!(
-        "checked: {records} records, {good} rows each exactly once (iceberg-rust and pyiceberg), {} dead letters, {kills} kills survived ({killed_holding_data} holding uncommitted records)",
-        bad.len()
+        "checked: {records} records, {rows} rows each exactly once (iceberg-rust and pyiceberg), {letters} dead letters, {kills} kills survived ({killed_holding_data} holding uncommitted records)"
     );
     drop(last);
 }

@@ -47,6 +47,9 @@ pub struct Assignment {
     pub sink_error: Mutex<Option<String>>,
     /// Whether at least one assignment has happened (readiness).
     pub has_assignment: std::sync::atomic::AtomicBool,
+    /// Since when the leader of an assigned partition has been unreachable: the worker cannot
+    /// know what it is missing, so freshness counts from then (None: every leader is up).
+    pub blind_since: Mutex<Option<std::time::Instant>>,
 }
 
 /// Consumer context: assigns at table offsets and records lag.
@@ -94,7 +97,38 @@ impl ClientContext for InputContext {
         if let Ok(mut l) = self.state.lag.lock() {
             *l = lag;
         }
+        let blind = leader_unreachable(&statistics);
+        if let Ok(mut since) = self.state.blind_since.lock() {
+            match (blind, *since) {
+                (true, None) => {
+                    tracing::warn!(group = %self.group, "The leader of an assigned partition is unreachable; freshness counts from now until it is back.");
+                    *since = Some(std::time::Instant::now());
+                }
+                (false, Some(_)) => {
+                    tracing::info!(group = %self.group, "Every assigned partition's leader is reachable again.");
+                    *since = None;
+                }
+                _ => {}
+            }
+        }
     }
+}
+
+/// Whether an assigned partition's leader broker is not connected (down, or unknown).
+fn leader_unreachable(statistics: &Statistics) -> bool {
+    statistics.topics.values().any(|topic| {
+        topic
+            .partitions
+            .iter()
+            .filter(|(p, part)| **p >= 0 && part.desired)
+            .any(|(_, part)| {
+                part.leader < 0
+                    || !statistics
+                        .brokers
+                        .values()
+                        .any(|b| b.nodeid == part.leader && b.state == "UP")
+            })
+    })
 }
 
 impl ConsumerContext for InputContext {
@@ -157,6 +191,14 @@ impl ConsumerContext for InputContext {
     }
 }
 
+/// Consumer settings meshd picks unless the platform config's `kafka:` sets them.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("statistics.interval.ms", "1000"),
+    ("fetch.max.bytes", "52428800"),
+    // Prefetched records per consumer: with the open Parquet files, what bounds memory.
+    ("queued.max.messages.kbytes", "65536"),
+];
+
 /// A consumer for one worker's input topics.
 pub fn consumer(
     platform: &PlatformConfig,
@@ -174,16 +216,21 @@ pub fn consumer(
         state: Arc::clone(&state),
     };
     let mut config = client_config(platform);
+    // Tuning defaults the platform config may override: how much librdkafka prefetches is the
+    // consumer's share of the worker's memory bound.
+    for (key, value) in CONSUMER_DEFAULTS {
+        if config.get(key).is_none() {
+            config.set(*key, *value);
+        }
+    }
+    // What exactly-once relies on, whatever the platform config says.
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Eager rebalancing: every rebalance revokes everything, which the worker relies on.
-        .set("partition.assignment.strategy", "range,roundrobin")
-        .set("statistics.interval.ms", "1000")
-        .set("fetch.max.bytes", "52428800")
-        .set("queued.max.messages.kbytes", "65536");
+        .set("partition.assignment.strategy", "range,roundrobin");
     let consumer: StreamConsumer<InputContext> =
         config
             .create_with_context(context)

@@ -179,3 +179,25 @@ async fn a_worker_with_stale_offsets_is_fenced() {
     assert!(matches!(err, SinkError::Fenced { .. }), "{err}");
     assert_eq!(ids(&table).await.len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_starting_together_share_one_table() {
+    // Processes of one product start at once: each sees no table, all try to create it; the
+    // SQL catalog rejects all but one with a unique-constraint error, which must not fail them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let tasks = (0..8).map(|_| {
+        let path = path.clone();
+        tokio::spawn(async move { open(&path).await })
+    });
+    let opened: Vec<OutputTable> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.expect("task"))
+        .collect();
+    let locations: std::collections::BTreeSet<String> = opened
+        .iter()
+        .map(|t| t.table().metadata().location().to_string())
+        .collect();
+    assert_eq!(locations.len(), 1);
+}

@@ -288,10 +288,16 @@ pub struct Scrape(pub prometheus_parse::Scrape);
 impl Scrape {
     /// Sum of every sample of `name` (counters, gauges and untyped).
     pub fn sum(&self, name: &str) -> f64 {
+        self.sum_where(name, &[])
+    }
+
+    /// Sum of the samples of `name` whose labels include every `(label, value)` pair.
+    pub fn sum_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.0
             .samples
             .iter()
             .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(l, v)| s.labels.get(l) == Some(*v)))
             .map(|s| match s.value {
                 prometheus_parse::Value::Counter(v)
                 | prometheus_parse::Value::Gauge(v)
@@ -464,14 +470,14 @@ pub async fn table_strings(config: &Path, table: &str, column: &str) -> Option<V
 /// The dead letters in `topic`, by record key (dead letters are at least once: a crash may
 /// repeat one), each with its headers; polls until `distinct` keys were seen or fails.
 pub fn read_dead_letters(
-    tansu: &Tansu,
+    bootstrap: &str,
     topic: &str,
     distinct: usize,
     deadline: Duration,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
     use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = tansu
-        .client()
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("dlq-reader-{}", uuid::Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -519,4 +525,125 @@ pub fn test_dir() -> tempfile::TempDir {
         dir.disable_cleanup(true);
     }
     dir
+}
+
+/// A steady stream of reference payment events (`n` = 0, 1, 2, …; every `bad_every`-th one
+/// malformed), `rate` records a second in blocks of 100, until stopped.
+pub struct Stream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Stream {
+    /// Starts producing to `topic` with an idempotent producer (broker faults must not
+    /// duplicate records in the topic, or the table would rightly hold them twice).
+    pub fn start(bootstrap: &str, topic: &str, rate: u64, bad_every: u64) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let topic = topic.to_string();
+        let task = tokio::spawn({
+            let stop = std::sync::Arc::clone(&stop);
+            async move {
+                let mut every =
+                    tokio::time::interval(Duration::from_millis(100_000 / rate.max(10)));
+                let mut produced = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    every.tick().await;
+                    let sends = (produced..produced + 100)
+                        .map(|n| send_payment_event(&producer, &topic, n, bad_every));
+                    futures::future::join_all(sends).await;
+                    produced += 100;
+                }
+                produced
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the stream; how many records were produced (all acknowledged).
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.unwrap()
+    }
+}
+
+/// "Nothing lost, nothing twice" for a stream of `records` reference events with every
+/// `bad_every`-th malformed: waits until the table holds every good record, then checks each
+/// key is there exactly once with iceberg-rust's scan and with pyiceberg, and that every
+/// malformed record is in the dead-letter topic with a reason. `log` explains a timeout.
+/// Returns (rows, dead letters).
+pub async fn assert_exactly_once(
+    config: &Path,
+    python: &Path,
+    bootstrap: &str,
+    dead_letter_topic: &str,
+    (records, bad_every): (u64, u64),
+    log: impl Fn() -> String,
+) -> (usize, usize) {
+    const TABLE: &str = "payments.payment_transactions";
+    let is_bad = |n: u64| bad_every > 0 && n % bad_every == bad_every - 1;
+    let bad: std::collections::BTreeSet<String> = (0..records)
+        .filter(|&n| is_bad(n))
+        .map(|n| meshd_runtime::demo::payment_event(n, bad_every).0)
+        .collect();
+    let good = records as usize - bad.len();
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while keys.len() < good {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {good} rows after 300 s:\n{}",
+            keys.len(),
+            log()
+        );
+        keys = table_strings(config, TABLE, "transaction_id")
+            .await
+            .unwrap_or_default();
+        if keys.len() < good {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(keys.len(), good, "rows != records produced - dead letters");
+    assert_eq!(distinct.len(), good, "duplicate keys in the table");
+    assert!(
+        distinct.iter().all(|k| {
+            let n: u64 = k.trim_start_matches("tx-").parse().unwrap();
+            n < records && !is_bad(n)
+        }),
+        "unexpected keys in the table"
+    );
+
+    let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
+    let catalog_db = platform.catalog.uri.trim_start_matches("sqlite://").to_string();
+    let out = run_python(
+        python,
+        "table_keys.py",
+        &[&catalog_db, &platform.warehouse, TABLE, "transaction_id"],
+    );
+    let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(counted["rows"], good, "pyiceberg: {counted}");
+    assert_eq!(counted["distinct"], good, "pyiceberg: {counted}");
+    assert_eq!(counted["repeated"], serde_json::json!({}), "pyiceberg: {counted}");
+
+    let letters = read_dead_letters(
+        bootstrap,
+        dead_letter_topic,
+        bad.len(),
+        Duration::from_secs(60),
+    );
+    let lettered: std::collections::BTreeSet<String> = letters.keys().cloned().collect();
+    assert_eq!(lettered, bad, "dead letters differ from the malformed records");
+    assert!(
+        letters
+            .values()
+            .all(|h| h.get("meshd.error.kind").is_some_and(|k| !k.is_empty())),
+        "a dead letter without a reason"
+    );
+    (good, bad.len())
 }

@@ -24,17 +24,19 @@ impl Default for FreshnessState {
 }
 
 impl FreshnessState {
-    /// Freshness in seconds given the current consumer lag.
-    pub fn seconds(&self, lag: i64) -> f64 {
+    /// Freshness in seconds given the current consumer lag and since when an input partition
+    /// has been unreachable (then the worker cannot see what it misses: at least that long).
+    pub fn seconds(&self, lag: i64, blind_since: Option<Instant>) -> f64 {
         let now = Instant::now();
+        let blind = blind_since.map_or(0.0, |b| now.saturating_duration_since(b).as_secs_f64());
         if let Some(oldest) = self.oldest_pending.lock().ok().and_then(|o| *o) {
-            return now.saturating_duration_since(oldest).as_secs_f64();
+            return now.saturating_duration_since(oldest).as_secs_f64().max(blind);
         }
         if lag > 0 {
             let last = self.last_commit.lock().map(|l| *l).unwrap_or(now);
-            return now.saturating_duration_since(last).as_secs_f64();
+            return now.saturating_duration_since(last).as_secs_f64().max(blind);
         }
-        0.0
+        blind
     }
 
     /// Marks records as pending (keeps the oldest).
@@ -67,13 +69,15 @@ mod tests {
     #[test]
     fn freshness_follows_pending_and_lag() {
         let s = FreshnessState::default();
-        assert_eq!(s.seconds(0), 0.0);
+        assert_eq!(s.seconds(0, None), 0.0);
         s.pending_since(Instant::now() - Duration::from_secs(5));
         s.pending_since(Instant::now());
-        assert!(s.seconds(0) >= 5.0);
+        assert!(s.seconds(0, None) >= 5.0);
         s.committed();
-        assert_eq!(s.seconds(0), 0.0);
-        assert!(s.seconds(10) >= 0.0);
+        assert_eq!(s.seconds(0, None), 0.0);
+        assert!(s.seconds(10, None) >= 0.0);
+        let outage = Instant::now() - Duration::from_secs(30);
+        assert!(s.seconds(0, Some(outage)) >= 30.0);
         assert!(is_good(1.0, Duration::from_secs(900)));
         assert!(!is_good(901.0, Duration::from_secs(900)));
     }

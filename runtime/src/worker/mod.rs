@@ -24,7 +24,7 @@ use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensiti
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
 use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable, RetryPolicy};
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
 pub use chunk::Chunk;
@@ -585,9 +585,9 @@ impl Worker {
                 m.commits
                     .with_label_values(&[labels[0], labels[1], "fenced"])
                     .inc();
-                tracing::warn!(product = %self.product, error = %e, "Commit fenced: another worker owns a partition; dropping uncommitted data.");
+                tracing::warn!(product = %self.product, error = %e, "Commit fenced: another worker committed one of our partitions; dropping uncommitted data and resuming from the table's offsets.");
                 self.drop_pending("the commit was fenced");
-                Ok(())
+                self.resume_from_table().await
             }
             Err(e) => {
                 m.commits
@@ -596,6 +596,44 @@ impl Worker {
                 Err(e)
             }
         }
+    }
+
+    /// After a fenced commit the table is ahead of what this worker read (a revoked owner's
+    /// late commit landed first): take the table's offsets as the new baseline and seek every
+    /// assigned partition there, or every later commit would be fenced too and the records
+    /// in between would never be written by this worker.
+    async fn resume_from_table(&mut self) -> Result<(), SinkError> {
+        let recorded = self.table.recover_offsets().await?;
+        let assigned = self
+            .assignment
+            .assigned
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let mut baseline = Offsets::new();
+        for (topic, partition) in assigned {
+            let Some(offset) = recorded.get(&topic).and_then(|p| p.get(&partition)).copied()
+            else {
+                continue;
+            };
+            baseline
+                .entry(topic.clone())
+                .or_default()
+                .insert(partition, offset);
+            if let Err(e) = self.consumer.seek(
+                &topic,
+                partition,
+                rdkafka::Offset::Offset(offset),
+                Duration::from_secs(10),
+            ) {
+                tracing::warn!(product = %self.product, topic = %topic, partition, offset, error = %e, "Seeking to the table's offset failed.");
+            }
+        }
+        tracing::info!(product = %self.product, resume_from = ?baseline, "Resuming from the offsets recorded in the table.");
+        if let Ok(mut r) = self.assignment.recorded.lock() {
+            *r = baseline;
+        }
+        Ok(())
     }
 
     fn reset_pending(&mut self) {
@@ -651,7 +689,8 @@ impl Worker {
                         .with_label_values(&[&product, topic])
                         .set(*lag);
                 }
-                let seconds = freshness.seconds(lags.values().sum());
+                let blind = assignment.blind_since.lock().ok().and_then(|b| *b);
+                let seconds = freshness.seconds(lags.values().sum(), blind);
                 let labels = [product.as_str(), port.as_str()];
                 metrics.freshness.with_label_values(&labels).set(seconds);
                 metrics.sla_evaluations.with_label_values(&labels).inc();

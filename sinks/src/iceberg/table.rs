@@ -96,8 +96,12 @@ impl OutputTable {
         if !ns_exists {
             match catalog.create_namespace(&namespace, HashMap::new()).await {
                 Ok(_) => {}
-                // Another worker created it first.
+                // Another worker created it first (the SQL catalog reports that race as a
+                // unique-constraint error, not as NamespaceAlreadyExists).
                 Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => {}
+                Err(e) if catalog.namespace_exists(&namespace).await.unwrap_or(false) => {
+                    tracing::debug!(namespace = ?namespace, error = %e, "Another worker created the namespace first.");
+                }
                 Err(e) => return Err(err("creating the namespace", e)),
             }
         }
@@ -127,10 +131,16 @@ impl OutputTable {
                 .build();
             match catalog.create_table(&namespace, creation).await {
                 Ok(t) => t,
-                Err(e) if e.kind() == ErrorKind::TableAlreadyExists => catalog
-                    .load_table(&ident)
-                    .await
-                    .map_err(|e| err("loading the table", e))?,
+                // Another worker (another process for the same product) created it first.
+                Err(e)
+                    if e.kind() == ErrorKind::TableAlreadyExists
+                        || catalog.table_exists(&ident).await.unwrap_or(false) =>
+                {
+                    catalog
+                        .load_table(&ident)
+                        .await
+                        .map_err(|e| err("loading the table", e))?
+                }
                 Err(e) => return Err(err("creating the table", e)),
             }
         };

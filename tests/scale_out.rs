@@ -1,0 +1,118 @@
+//! Rebalance and scale-out on one machine: three `meshd run` processes for one product share a
+//! consumer group while a stream flows. Processes join, one leaves with SIGTERM, one is
+//! SIGKILLed; partitions move between them, each new owner resumes from the offsets recorded
+//! in the table, and concurrent commits to the one table retry on conflict. At the end every
+//! good key is in the table exactly once and every malformed one is in the dead-letter topic.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Meshd, Tansu, poll, python};
+
+const TOPIC: &str = "scale-out";
+const BAD_EVERY: u64 = 101;
+
+/// Waits until `meshd` has consumed records: the group gave it partitions.
+fn until_consuming(meshd: &Meshd, who: &str) {
+    poll(
+        &format!("{who} to get partitions and consume"),
+        Duration::from_secs(90),
+        || (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_join_and_leave_and_every_key_lands_once() {
+    let dir = support::test_dir();
+    let Some(tansu) = Tansu::start(dir.path()) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    tansu.create_topic(TOPIC, 6).await;
+    let descriptor = support::example_product(
+        dir.path(),
+        TOPIC,
+        &[(
+            "interval: 2s                       # default 10s; must be below the freshness SLA",
+            "interval: 1s",
+        )],
+    );
+    let start = |name: &str| {
+        let (config, listen) = support::meshd_config(
+            dir.path(),
+            name,
+            &tansu.bootstrap,
+            &[
+                "session.timeout.ms: \"6000\"",
+                "heartbeat.interval.ms: \"500\"",
+            ],
+            "",
+        );
+        let meshd = Meshd::start(
+            &config,
+            &[&descriptor],
+            &listen,
+            dir.path().join(format!("{name}.log")),
+        );
+        (meshd, config)
+    };
+
+    let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
+
+    let (mut a, config) = start("meshd-a");
+    until_consuming(&a, "the first process");
+    let (mut b, _) = start("meshd-b");
+    until_consuming(&b, "the second process (scale-out to two)");
+    let (c, _) = start("meshd-c");
+    until_consuming(&c, "the third process (scale-out to three)");
+    let a_before = a.scrape().unwrap().sum("meshd_records_consumed_total");
+    // A graceful leave: A commits what it holds and its partitions move.
+    support::sigterm(&a.child);
+    let status = poll("A to exit after SIGTERM", Duration::from_secs(30), || {
+        a.child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0), "{}", a.log_text());
+    // A crash, and its replacement starting at once (as systemd or Kubernetes would): B's
+    // uncommitted records are re-read by whoever gets its partitions.
+    let b_before = b.scrape().unwrap().sum("meshd_records_consumed_total");
+    b.kill();
+    let (d, _) = start("meshd-d");
+    until_consuming(&d, "the replacement of the killed process");
+    let c_before = c.scrape().unwrap().sum("meshd_records_consumed_total");
+    let d_before = d.scrape().unwrap().sum("meshd_records_consumed_total");
+    poll(
+        "C and D to share the stream",
+        Duration::from_secs(90),
+        || {
+            let c_now = c.scrape()?.sum("meshd_records_consumed_total");
+            let d_now = d.scrape()?.sum("meshd_records_consumed_total");
+            (c_now > c_before + 1000.0 && d_now > d_before + 1000.0).then_some(())
+        },
+    );
+    let records = stream.stop().await;
+    eprintln!(
+        "{records} records; consumed by A {a_before} (before SIGTERM), B {b_before} (before SIGKILL), C {c_before} and D {d_before} (when D began)"
+    );
+
+    let (rows, letters) = support::assert_exactly_once(
+        &config,
+        &python,
+        &tansu.bootstrap,
+        &format!("{TOPIC}.dlq"),
+        (records, BAD_EVERY),
+        || format!("C:\n{}\nD:\n{}", c.log_text(), d.log_text()),
+    )
+    .await;
+    for (name, meshd) in [("C", &c), ("D", &d)] {
+        let s = meshd.scrape().unwrap();
+        eprintln!(
+            "{name}: {} commits, {} fenced, {} failed",
+            s.sum_where("meshd_commits_total", &[("outcome", "committed")]),
+            s.sum_where("meshd_commits_total", &[("outcome", "fenced")]),
+            s.sum_where("meshd_commits_total", &[("outcome", "failed")]),
+        );
+    }
+    eprintln!("checked: {rows} rows each exactly once, {letters} dead letters");
+}
