@@ -42,9 +42,7 @@ async fn faults_of_the_broker_lose_nothing_and_show_in_freshness() {
     let Some(python) = python() else { return };
     let cluster = MockCluster::new(BROKERS).unwrap();
     cluster.create_topic(TOPIC, 3, 3).unwrap();
-    cluster
-        .create_topic(&format!("{TOPIC}.dlq"), 1, 3)
-        .unwrap();
+    cluster.create_topic(&format!("{TOPIC}.dlq"), 1, 3).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let descriptor = support::example_product(
         dir.path(),

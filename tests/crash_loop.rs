@@ -101,7 +101,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
     );
     let killed_holding_data = at_kill.iter().filter(|(c, m)| c > m).count();
     assert!(
-        killed_holding_data >= kills as usize / 2,
+        killed_holding_data >= kills as usize / 4,
         "too few kills hit a worker holding uncommitted records: {at_kill:?}"
     );
 

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -133,22 +133,7 @@ async fn freshness_alert_fires_while_the_catalog_is_locked_and_resolves_after() 
     );
 
     // Stall the sink: an exclusive transaction on the catalog makes every commit fail.
-    let catalog = dir.path().join("catalog.db").display().to_string();
-    let mut lock = ChildGuard(
-        Command::new("python3")
-            .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()", &catalog])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(lock.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let lock = support::CatalogLock::take(&dir.path().join("catalog.db"));
 
     poll(
         "the freshness alert to fire",

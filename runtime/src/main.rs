@@ -125,6 +125,25 @@ enum Command {
         #[arg(long, env = "MESHD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// List data files under each product's table that no snapshot references (left by crashes,
+    /// revocations or failed commits), and optionally delete them.
+    ///
+    /// Files younger than `--older-than` are listed but never deleted: a running worker's
+    /// commit in progress references them a moment later.
+    Orphans {
+        /// DataProduct descriptors (YAML).
+        #[arg(required = true)]
+        descriptors: Vec<PathBuf>,
+        /// Platform config (meshd.yaml); without it, the embedded default under .meshd/.
+        #[arg(long, env = "MESHD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Delete the orphans older than `--older-than`.
+        #[arg(long)]
+        delete: bool,
+        /// Minimum age of a file to delete, e.g. `1h`, `30min`.
+        #[arg(long, default_value = "1h", value_parser = meshd_config::HumanDuration::parse)]
+        older_than: meshd_config::HumanDuration,
+    },
     /// Generate deployment artifacts from descriptors.
     Export {
         #[command(subcommand)]
@@ -206,6 +225,20 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             descriptors,
             config,
         } => provision_products(&descriptors, config.as_deref(), true).await,
+        Command::Orphans {
+            descriptors,
+            config,
+            delete,
+            older_than,
+        } => {
+            orphans(
+                &descriptors,
+                config.as_deref(),
+                delete,
+                older_than.duration(),
+            )
+            .await
+        }
         Command::Export {
             what: ExportCommand::PrometheusRules { descriptors },
         } => {
@@ -328,6 +361,54 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `meshd plan` (`apply` false) and `meshd provision` (`apply` true): exit 1 when a product
 /// has refused changes, which are never applied.
+async fn orphans(
+    descriptors: &[PathBuf],
+    config: Option<&std::path::Path>,
+    delete: bool,
+    older_than: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let platform = load_platform(config)?;
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    for path in descriptors {
+        let product = DataProduct::load(path)?;
+        for port in 0..product.spec.spec.output_ports.len() {
+            let spec = provision::table_spec(&platform, &product, port)?;
+            let ident = iceberg::TableIdent::from_strs([&spec.namespace, &spec.name])?;
+            let table = catalog.load_table(&ident).await?;
+            let found = meshd_sinks::iceberg::orphans::orphan_files(&table).await?;
+            let bytes: u64 = found.iter().map(|o| o.bytes).sum();
+            println!(
+                "{ident}: {} orphan data file(s), {bytes} bytes",
+                found.len()
+            );
+            let mut deleted = 0;
+            for orphan in &found {
+                let old = orphan.age >= older_than;
+                let action = if delete && old {
+                    std::fs::remove_file(&orphan.path)
+                        .map_err(|e| anyhow::anyhow!("deleting {}: {e}", orphan.path.display()))?;
+                    deleted += 1;
+                    "deleted"
+                } else if old {
+                    "orphan"
+                } else {
+                    "recent (may be a commit in progress; kept)"
+                };
+                println!(
+                    "  {} {} bytes, {}s old: {action}",
+                    orphan.path.display(),
+                    orphan.bytes,
+                    orphan.age.as_secs()
+                );
+            }
+            if delete {
+                println!("  deleted {deleted} file(s)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn provision_products(
     descriptors: &[PathBuf],
     config: Option<&std::path::Path>,

@@ -1,5 +1,6 @@
-//! The dead-letter output: records that fail decoding or validation are produced, unchanged,
-//! to `<source>.dlq` with headers saying why, so nothing consumed is ever silently dropped.
+//! The dead-letter output: records that fail decoding or validation are produced, unchanged
+//! (oversized payloads cut, see [`MAX_PAYLOAD_BYTES`]), to `<source>.dlq` with headers saying
+//! why, so nothing consumed is ever silently dropped.
 //! A record's offset counts as done only after its dead-letter produce is acknowledged.
 
 use std::time::Duration;
@@ -26,7 +27,17 @@ pub mod headers {
     pub const SOURCE_OFFSET: &str = "meshd.source.offset";
     /// The product whose worker rejected it.
     pub const PRODUCT: &str = "meshd.product";
+    /// Set when the payload was cut to fit a Kafka message: the original size in bytes (the
+    /// whole record stays in the source topic at the `meshd.source.*` coordinates).
+    pub const PAYLOAD_TRUNCATED: &str = "meshd.payload.truncated";
 }
+
+/// Payloads above this are cut to [`TRUNCATED_PAYLOAD_BYTES`]: a dead letter must fit the
+/// producer's and broker's default 1 MB message limit with its headers, or its produce would
+/// fail for ever and stall the worker.
+pub const MAX_PAYLOAD_BYTES: usize = 900_000;
+/// How much of an oversized payload a dead letter keeps.
+pub const TRUNCATED_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// One record to dead-letter.
 #[derive(Debug, Clone)]
@@ -77,7 +88,14 @@ impl DeadLetterOutput {
         let sends = letters.iter().map(|l| {
             let partition = l.source_partition.to_string();
             let offset = l.source_offset.to_string();
-            let headers = OwnedHeaders::new()
+            let (payload, truncated) = match l.payload {
+                Some(p) if p.len() > MAX_PAYLOAD_BYTES => (
+                    Some(&p[..TRUNCATED_PAYLOAD_BYTES]),
+                    Some(p.len().to_string()),
+                ),
+                other => (other, None),
+            };
+            let mut headers = OwnedHeaders::new()
                 .insert(Header {
                     key: headers::ERROR_KIND,
                     value: Some(l.kind),
@@ -102,12 +120,18 @@ impl DeadLetterOutput {
                     key: headers::PRODUCT,
                     value: Some(&self.product),
                 });
+            if let Some(original) = &truncated {
+                headers = headers.insert(Header {
+                    key: headers::PAYLOAD_TRUNCATED,
+                    value: Some(original),
+                });
+            }
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(l.topic).headers(headers);
             if let Some(k) = l.key {
                 record = record.key(k);
             }
-            if let Some(p) = l.payload {
+            if let Some(p) = payload {
                 record = record.payload(p);
             }
             let topic = l.topic.to_string();

@@ -467,11 +467,12 @@ pub async fn table_strings(config: &Path, table: &str, column: &str) -> Option<V
     Some(values)
 }
 
-/// The dead letters in `topic`, by record key (dead letters are at least once: a crash may
-/// repeat one), each with its headers; polls until `distinct` keys were seen or fails.
+/// The dead letters in `topics`, by record key (or `topic/partition/offset` of the source
+/// record when its key is null), each with its headers. Dead letters are at least once (a
+/// crash may repeat one), so they are counted distinct; polls until `distinct` were seen.
 pub fn read_dead_letters(
     bootstrap: &str,
-    topic: &str,
+    topics: &[&str],
     distinct: usize,
     deadline: Duration,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
@@ -483,15 +484,14 @@ pub fn read_dead_letters(
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    consumer.subscribe(topics).unwrap();
     let mut seen = std::collections::BTreeMap::new();
     poll(
-        &format!("{distinct} distinct dead letters in {topic}"),
+        &format!("{distinct} distinct dead letters in {topics:?}"),
         deadline,
         || {
             while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-                let headers = m
+                let headers: std::collections::BTreeMap<String, String> = m
                     .headers()
                     .map(|hs| {
                         hs.iter()
@@ -505,26 +505,22 @@ pub fn read_dead_letters(
                             .collect()
                     })
                     .unwrap_or_default();
+                let key = match m.key() {
+                    Some(k) if !k.is_empty() => String::from_utf8_lossy(k).to_string(),
+                    _ => [
+                        "meshd.source.topic",
+                        "meshd.source.partition",
+                        "meshd.source.offset",
+                    ]
+                    .map(|h| headers.get(h).cloned().unwrap_or_default())
+                    .join("/"),
+                };
                 seen.insert(key, headers);
             }
             (seen.len() >= distinct).then_some(())
         },
     );
     seen
-}
-
-/// A scratch folder for one test, removed afterwards unless `MESHD_TEST_KEEP` is set (then
-/// its path is printed, with the broker's and every meshd process's log in it).
-pub fn test_dir() -> tempfile::TempDir {
-    let mut dir = tempfile::tempdir().unwrap();
-    if std::env::var_os("MESHD_TEST_KEEP").is_some() {
-        eprintln!(
-            "MESHD_TEST_KEEP: logs and tables stay in {}",
-            dir.path().display()
-        );
-        dir.disable_cleanup(true);
-    }
-    dir
 }
 
 /// A steady stream of reference payment events (`n` = 0, 1, 2, …; every `bad_every`-th one
@@ -620,7 +616,11 @@ pub async fn assert_exactly_once(
     );
 
     let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
-    let catalog_db = platform.catalog.uri.trim_start_matches("sqlite://").to_string();
+    let catalog_db = platform
+        .catalog
+        .uri
+        .trim_start_matches("sqlite://")
+        .to_string();
     let out = run_python(
         python,
         "table_keys.py",
@@ -629,16 +629,23 @@ pub async fn assert_exactly_once(
     let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(counted["rows"], good, "pyiceberg: {counted}");
     assert_eq!(counted["distinct"], good, "pyiceberg: {counted}");
-    assert_eq!(counted["repeated"], serde_json::json!({}), "pyiceberg: {counted}");
+    assert_eq!(
+        counted["repeated"],
+        serde_json::json!({}),
+        "pyiceberg: {counted}"
+    );
 
     let letters = read_dead_letters(
         bootstrap,
-        dead_letter_topic,
+        &[dead_letter_topic],
         bad.len(),
         Duration::from_secs(60),
     );
     let lettered: std::collections::BTreeSet<String> = letters.keys().cloned().collect();
-    assert_eq!(lettered, bad, "dead letters differ from the malformed records");
+    assert_eq!(
+        lettered, bad,
+        "dead letters differ from the malformed records"
+    );
     assert!(
         letters
             .values()
@@ -646,4 +653,48 @@ pub async fn assert_exactly_once(
         "a dead letter without a reason"
     );
     (good, bad.len())
+}
+
+/// An exclusive transaction on a SQLite catalog, held by another process until dropped:
+/// every catalog read and commit of meshd fails meanwhile (the catalog is "down").
+pub struct CatalogLock(ChildGuard);
+
+impl CatalogLock {
+    /// Takes the lock on `catalog_db` and returns once it is held.
+    pub fn take(catalog_db: &Path) -> Self {
+        let mut lock = ChildGuard(
+            Command::new("python3")
+                .args([
+                    "-c",
+                    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+                ])
+                .arg(catalog_db)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(lock.0.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        Self(lock)
+    }
+}
+
+/// A scratch folder for one test, removed afterwards unless `MESHD_TEST_KEEP` is set (then
+/// its path is printed, with the broker's and every meshd process's log in it).
+pub fn test_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("MESHD_TEST_KEEP").is_some() {
+        eprintln!(
+            "MESHD_TEST_KEEP: logs and tables stay in {}",
+            dir.path().display()
+        );
+        dir.disable_cleanup(true);
+    }
+    dir
 }

@@ -30,7 +30,10 @@ impl FreshnessState {
         let now = Instant::now();
         let blind = blind_since.map_or(0.0, |b| now.saturating_duration_since(b).as_secs_f64());
         if let Some(oldest) = self.oldest_pending.lock().ok().and_then(|o| *o) {
-            return now.saturating_duration_since(oldest).as_secs_f64().max(blind);
+            return now
+                .saturating_duration_since(oldest)
+                .as_secs_f64()
+                .max(blind);
         }
         if lag > 0 {
             let last = self.last_commit.lock().map(|l| *l).unwrap_or(now);

@@ -148,6 +148,9 @@ struct Worker {
     target_file_size: usize,
     file_prefix: String,
     slo: Duration,
+    /// Uncommitted data was dropped while the consumer kept its position: consumption waits
+    /// until every assigned partition is sought back to the table's offsets.
+    resync: bool,
 }
 
 impl Worker {
@@ -289,6 +292,7 @@ impl Worker {
             target_file_size: port.commit.target_file_size.bytes() as usize,
             file_prefix: name.clone(),
             slo: port.sla.freshness.duration(),
+            resync: false,
         })
     }
 
@@ -304,7 +308,7 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry_at = Instant::now();
         let result: Result<(), RuntimeError> = loop {
-            let stuck = self.pending.closed.is_some();
+            let stuck = self.pending.closed.is_some() || self.resync || Instant::now() < retry_at;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break Ok(()),
@@ -316,8 +320,18 @@ impl Worker {
                             chunk.push(&message);
                             drop(message);
                             self.fill(&mut chunk, generation, &ctx.options);
-                            if let Err(e) = self.process(chunk, generation, ctx).await {
-                                break Err(e);
+                            match self.process(chunk, generation, ctx).await {
+                                Ok(()) => {}
+                                // Storage failing (warehouse unwritable, disk full): what is
+                                // buffered cannot be committed; drop it, re-read it later.
+                                Err(RuntimeError::Sink(e)) if e.retryable() => {
+                                    tracing::warn!(product = %self.product, error = %e, "Writing data files failed; dropping uncommitted data and re-reading it from the table's offsets in a second.");
+                                    self.report_sink(Some(e.to_string()));
+                                    self.drop_pending("writing data files failed");
+                                    self.resync = true;
+                                    retry_at = Instant::now() + Duration::from_secs(1);
+                                }
+                                Err(e) => break Err(e),
                             }
                         }
                         Err(e) => tracing::warn!(product = %self.product, error = %e, "Consumer error; librdkafka will retry."),
@@ -325,11 +339,18 @@ impl Worker {
                 }
                 _ = tick.tick() => {}
             }
+            if self.resync && Instant::now() >= retry_at {
+                match self.resume_from_table().await {
+                    Ok(()) => self.resync = false,
+                    Err(e) => {
+                        tracing::warn!(product = %self.product, error = %e, "Cannot read the table's offsets to resume from; retrying.");
+                        retry_at = Instant::now() + Duration::from_secs(1);
+                    }
+                }
+            }
             if self.should_commit() && Instant::now() >= retry_at {
                 let committed = self.commit(ctx).await;
-                if let Ok(mut sink_error) = self.assignment.sink_error.lock() {
-                    *sink_error = committed.as_ref().err().map(ToString::to_string);
-                }
+                self.report_sink(committed.as_ref().err().map(ToString::to_string));
                 match committed {
                     Ok(()) => retry_at = Instant::now(),
                     Err(e) if e.retryable() => {
@@ -587,7 +608,8 @@ impl Worker {
                     .inc();
                 tracing::warn!(product = %self.product, error = %e, "Commit fenced: another worker committed one of our partitions; dropping uncommitted data and resuming from the table's offsets.");
                 self.drop_pending("the commit was fenced");
-                self.resume_from_table().await
+                self.resync = true;
+                Ok(())
             }
             Err(e) => {
                 m.commits
@@ -602,6 +624,7 @@ impl Worker {
     /// late commit landed first): take the table's offsets as the new baseline and seek every
     /// assigned partition there, or every later commit would be fenced too and the records
     /// in between would never be written by this worker.
+    /// Called (via `resync`) after a fenced commit or a failed data-file write.
     async fn resume_from_table(&mut self) -> Result<(), SinkError> {
         let recorded = self.table.recover_offsets().await?;
         let assigned = self
@@ -612,7 +635,10 @@ impl Worker {
             .unwrap_or_default();
         let mut baseline = Offsets::new();
         for (topic, partition) in assigned {
-            let Some(offset) = recorded.get(&topic).and_then(|p| p.get(&partition)).copied()
+            let Some(offset) = recorded
+                .get(&topic)
+                .and_then(|p| p.get(&partition))
+                .copied()
             else {
                 continue;
             };
@@ -634,6 +660,13 @@ impl Worker {
             *r = baseline;
         }
         Ok(())
+    }
+
+    /// What `/readyz` says about the sink: the last error while writes or commits fail.
+    fn report_sink(&self, error: Option<String>) {
+        if let Ok(mut sink_error) = self.assignment.sink_error.lock() {
+            *sink_error = error;
+        }
     }
 
     fn reset_pending(&mut self) {

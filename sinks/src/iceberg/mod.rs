@@ -3,6 +3,7 @@
 mod catalog;
 pub mod evolution;
 pub mod offsets;
+pub mod orphans;
 mod table;
 mod writer;
 
