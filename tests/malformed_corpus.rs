@@ -231,7 +231,7 @@ fn corpus(rng: &mut StdRng, per_kind: usize) -> Vec<Case> {
         cases.push(bad(
             AVRO_TOPIC,
             Some(record.encode()),
-            "decode",
+            "enum",
             Some(format!("ae-{m:08}")),
         ));
         let mut record = AvroRecord::new(m);
@@ -400,15 +400,21 @@ async fn every_malformed_record_is_dead_lettered_with_its_reason() {
         Duration::from_secs(120),
     );
     let mut wrong = Vec::new();
+    let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     let mut nulls = 0;
     for (key, headers) in &letters {
         let kind = headers.get("meshd.error.kind").map(String::as_str);
         match expected.get(key) {
             Some(want) if Some(*want) == kind => {}
-            Some(want) => wrong.push(format!(
-                "{key}: want {want}, got {kind:?} ({:?})",
-                headers.get("meshd.error.message")
-            )),
+            Some(want) => {
+                *summary
+                    .entry(format!("{}: want {want}, got {kind:?}", &key[..2]))
+                    .or_default() += 1;
+                wrong.push(format!(
+                    "{key}: want {want}, got {kind:?} ({:?})",
+                    headers.get("meshd.error.message")
+                ))
+            }
             None if key.contains('/') => nulls += 1,
             None => wrong.push(format!(
                 "{key}: not malformed, but dead-lettered as {kind:?}"
@@ -417,7 +423,7 @@ async fn every_malformed_record_is_dead_lettered_with_its_reason() {
     }
     assert!(
         wrong.is_empty(),
-        "{} of {malformed} with the wrong reason, e.g.:\n{}",
+        "{} of {malformed} with the wrong reason: {summary:#?}, e.g.:\n{}",
         wrong.len(),
         wrong
             .iter()

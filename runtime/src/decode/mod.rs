@@ -192,6 +192,12 @@ fn flush_rejection(message: &str) -> (&'static str, String) {
         && (lower.contains("overflow") || lower.contains("precision"))
     {
         reason::DECIMAL
+    } else if lower.contains("utf-8") || lower.contains("utf8") {
+        // Bytes in a string field that are not text: the record is not decodable.
+        reason::DECODE
+    } else if lower.contains("dictionary key") {
+        // arrow-avro decodes enums as dictionaries: an index past the symbols.
+        reason::ENUM
     } else {
         reason::SCHEMA
     };
