@@ -3,7 +3,7 @@
 //! bounded (read from /proc) while the backlog grows, and consumption resumes when the sink
 //! comes back.
 //!
-//! `MESHD_BACKLOG_MIB` sets the backlog (default 1024 MiB).
+//! `MESHD_BACKLOG_MIB` sets the backlog (default 2048 MiB).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -40,7 +40,7 @@ async fn a_stalled_sink_pauses_consumption_and_memory_stays_bounded() {
     let backlog_mib: u64 = std::env::var("MESHD_BACKLOG_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+        .unwrap_or(2048);
     let dir = support::test_dir();
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
