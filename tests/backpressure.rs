@@ -29,9 +29,11 @@ fn rss_mib(pid: u32) -> Option<f64> {
 /// bytes without millions of records.
 fn big_event(n: u64) -> (String, Vec<u8>) {
     let (id, json) = meshd_runtime::demo::payment_event(n, 0);
-    let padded = String::from_utf8(json)
-        .unwrap()
-        .replacen("@example.com", &format!("@{}.example.com", "p".repeat(4000)), 1);
+    let padded = String::from_utf8(json).unwrap().replacen(
+        "@example.com",
+        &format!("@{}.example.com", "p".repeat(4000)),
+        1,
+    );
     (id, padded.into_bytes())
 }
 
@@ -55,7 +57,12 @@ async fn a_stalled_sink_pauses_consumption_and_memory_stays_bounded() {
         )],
     );
     let (config, listen) = support::meshd_config(dir.path(), "meshd", &tansu.bootstrap, &[], "");
-    let meshd = Meshd::start(&config, &[&descriptor], &listen, dir.path().join("meshd.log"));
+    let meshd = Meshd::start(
+        &config,
+        &[&descriptor],
+        &listen,
+        dir.path().join("meshd.log"),
+    );
     let pid = meshd.child.id();
     let producer: FutureProducer = tansu
         .client()

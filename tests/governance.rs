@@ -27,7 +27,7 @@ fn stdout(o: &Output) -> String {
 
 /// A copy of the seed product; with `unmask`, `email` loses its `masking` attribute.
 fn seed_copy(unmask: bool) -> (tempfile::TempDir, String) {
-    let dir = support::test_dir();
+    let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("schema")).unwrap();
     std::fs::copy(
         seed_dir().join("product.yaml"),
@@ -145,7 +145,7 @@ fn every_output_format_parses() {
 fn unreadable_descriptors_and_broken_policies_exit_2() {
     let out = meshd(&["validate", "/nonexistent/product.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    let dir = support::test_dir();
+    let dir = tempfile::tempdir().unwrap();
     let bad_policy = dir.path().join("bad.rego");
     std::fs::write(&bad_policy, "package datamesh.x\ndeny contains msg if {").unwrap();
     let (_d, good) = seed_copy(false);
