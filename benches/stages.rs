@@ -2,62 +2,24 @@
 //! chunk): JSON and Avro decode into Arrow, each masking method, and Parquet encoding with the
 //! writer settings data files use. Reported as bytes/s of input and records/s.
 
+mod reference;
+
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 
-use apache_avro::types::Value;
 use arrow_array::StringArray;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use meshd_config::{Masking, PortSchema, Sensitive};
+use meshd_config::Masking;
 use meshd_runtime::decode::{self, AvroDecoderFactory, JsonDecoderFactory, wire};
-use meshd_runtime::demo::payment_event;
-use meshd_runtime::mask::{Masker, mask_strings};
+use meshd_runtime::mask::mask_strings;
 use parquet::arrow::ArrowWriter;
+use reference::{avro_datum, json_event};
 
 const EVENTS: u64 = 8192;
 
-fn schema() -> PortSchema {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments/schema/transactions.avsc");
-    PortSchema::load(&path).expect("reference schema loads")
-}
-
-fn avro_datum(schema: &apache_avro::Schema, n: u64) -> Vec<u8> {
-    let record = Value::Record(vec![
-        (
-            "transaction_id".into(),
-            Value::String(format!("tx-{n:010}")),
-        ),
-        ("account_id".into(), Value::Long(100_000 + n as i64)),
-        (
-            "email".into(),
-            Value::String(format!("user{}@example.com", n % 5000)),
-        ),
-        (
-            "card_last4".into(),
-            Value::Union(1, Box::new(Value::String(format!("{:04}", n % 10_000)))),
-        ),
-        (
-            "amount".into(),
-            Value::Decimal(apache_avro::Decimal::from(
-                ((n * 101) as i64).to_be_bytes().to_vec(),
-            )),
-        ),
-        ("currency".into(), Value::String("JPY".into())),
-        ("region".into(), Value::String("JP".into())),
-        ("status".into(), Value::Enum(1, "SETTLED".into())),
-        (
-            "event_time".into(),
-            Value::TimestampMillis(1_764_000_000_000 + n as i64),
-        ),
-    ]);
-    apache_avro::to_avro_datum(schema, record).expect("encode")
-}
-
 fn stages(c: &mut Criterion) {
-    let schema = schema();
-    let json: Vec<Vec<u8>> = (0..EVENTS).map(|n| payment_event(n, u64::MAX).1).collect();
+    let schema = reference::schema();
+    let json: Vec<Vec<u8>> = (0..EVENTS).map(json_event).collect();
     let avro_schema = apache_avro::Schema::parse_str(&schema.text).expect("avro schema");
     let avro: Vec<Vec<u8>> = (0..EVENTS).map(|n| avro_datum(&avro_schema, n)).collect();
 
@@ -104,11 +66,8 @@ fn stages(c: &mut Criterion) {
     let factory = JsonDecoderFactory::new(wire::json_wire_schema(&schema));
     let payloads: Vec<Option<&[u8]>> = json.iter().map(|e| Some(e.as_slice())).collect();
     let decoded = decode::decode_all(&factory, &payloads, 1 << 20);
-    let table = Arc::new(
-        iceberg::arrow::schema_to_arrow_schema(&schema.iceberg_schema().expect("iceberg"))
-            .expect("arrow"),
-    );
-    let masker = Masker::new(&schema, Some(Sensitive::new(b"bench-key".to_vec())));
+    let table = reference::table_schema(&schema);
+    let masker = reference::masker(&schema);
     let batch = wire::conform(&masker.apply(&decoded.batches[0].0).expect("mask"), &table)
         .expect("conform");
     let mut group = c.benchmark_group("parquet");

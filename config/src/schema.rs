@@ -137,16 +137,42 @@ impl PortSchema {
                 }
             };
         // serde_json first: it knows where a syntax error is; apache-avro does not.
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+        let json = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(json) => json,
+            Err(e) => {
+                return Err(ConfigError::invalid(diag(
+                    e.line(),
+                    e.column(),
+                    "",
+                    format!("not valid JSON: {e}"),
+                    Some("an .avsc file is a JSON document".into()),
+                )));
+            }
+        };
+        // apache-avro 0.21 panics on an invalid record, enum or fixed name: check names first.
+        if let Some(bad) = invalid_avro_name(&json) {
+            let at = text.find(&format!("\"{bad}\"")).unwrap_or(0);
+            let line = text[..at].matches('\n').count() + 1;
+            let column = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
             return Err(ConfigError::invalid(diag(
-                e.line(),
-                e.column(),
+                line,
+                column,
                 "",
-                format!("not valid JSON: {e}"),
-                Some("an .avsc file is a JSON document".into()),
+                format!("`{bad}` is not a valid Avro name"),
+                Some("names are letters, digits and `_`, not starting with a digit; namespaces join names with `.`".into()),
             )));
         }
-        let avro = Avro::parse_str(text).map_err(|e| {
+        // A safety net for other panics inside apache-avro: a bad schema is an error, not a crash.
+        let Ok(parsed) = std::panic::catch_unwind(|| Avro::parse_str(text)) else {
+            return Err(ConfigError::invalid(diag(
+                1,
+                1,
+                "",
+                "not a valid Avro schema: the Avro parser failed on it".into(),
+                Some("check every name, type and default against the Avro specification".into()),
+            )));
+        };
+        let avro = parsed.map_err(|e| {
             ConfigError::invalid(diag(
                 1,
                 1,
@@ -578,6 +604,44 @@ fn locate_field(text: &str, field: &str) -> (usize, usize) {
         }
     }
     (1, 1)
+}
+
+/// The first `name` or `namespace` of a named type (record, enum, fixed) that is not a valid
+/// Avro name, anywhere in the schema.
+fn invalid_avro_name(json: &serde_json::Value) -> Option<String> {
+    fn simple(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    fn dotted(name: &str) -> bool {
+        name.split('.').all(simple)
+    }
+    match json {
+        serde_json::Value::Object(map) => {
+            let named = map
+                .get("type")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| matches!(t, "record" | "error" | "enum" | "fixed"));
+            if named {
+                if let Some(name) = map.get("name").and_then(|n| n.as_str()) {
+                    if !dotted(name) {
+                        return Some(name.to_string());
+                    }
+                }
+                if let Some(ns) = map.get("namespace").and_then(|n| n.as_str()) {
+                    if !ns.is_empty() && !dotted(ns) {
+                        return Some(ns.to_string());
+                    }
+                }
+            }
+            map.values().find_map(invalid_avro_name)
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(invalid_avro_name),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -309,3 +309,18 @@ fn unreadable_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn an_invalid_avro_record_name_is_an_error_not_a_panic() {
+    // Found by the `schema` fuzz target: apache-avro 0.21 unwraps on an invalid name.
+    let text =
+        r#"{"type": "record", "name": "T. Bad name", "fields": [{"name": "a", "type": "string"}]}"#;
+    let err = meshd_config::PortSchema::parse(text, std::path::Path::new("bad.avsc"))
+        .expect_err("an invalid record name is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("`T. Bad name` is not a valid Avro name"),
+        "{message}"
+    );
+    assert!(message.contains("bad.avsc:1:"), "{message}");
+}

@@ -1,0 +1,511 @@
+//! End-to-end benchmark: reference records (~200 bytes, JSON and Avro) in a topic on a real
+//! broker (Tansu, and librdkafka's mock cluster), then in one run:
+//! - meshd (the release binary, as a process) from offset 0 to "all committed": records/s,
+//!   MB/s, CPU seconds per GB of input, peak RSS;
+//! - the consume limit: a bare librdkafka consumer reading the same topic, doing nothing;
+//! - the encode limit: Parquet-encoding the same data, already in Arrow;
+//! - the pipeline: decode → validate → mask → conform → Parquet encode in this process, the
+//!   part of meshd that is not Kafka or the catalog;
+//! - freshness at a steady produce rate below capacity: p50/p99 of (commit visible − produce
+//!   time), beside the commit interval.
+//!
+//! `cargo bench -p meshd-runtime --bench end_to_end` prints one table and writes
+//! `target/meshd-bench/end_to_end.json` (`benches/plot.py` turns it into a PNG).
+//! `MESHD_BENCH_RECORDS` (default 1,000,000), `MESHD_BENCH_BROKERS=tansu,mock`,
+//! `MESHD_BENCH_FORMATS=json,avro`. Under `cargo test` it runs once on 2,000 records.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod reference;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+const PARTITIONS: i32 = 3;
+const COMMIT_INTERVAL: &str = "1s";
+
+/// A broker the bench runs against.
+enum Broker {
+    Tansu(support::Tansu),
+    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+}
+
+impl Broker {
+    fn bootstrap(&self) -> String {
+        match self {
+            Self::Tansu(t) => t.bootstrap.clone(),
+            Self::Mock(m) => m.bootstrap_servers(),
+        }
+    }
+
+    /// Creates `topic` and its dead-letter topic (the mock cluster has no CreateTopics).
+    async fn create_topic(&self, topic: &str) {
+        let dlq = format!("{topic}.dlq");
+        match self {
+            Self::Tansu(t) => {
+                t.create_topic(topic, PARTITIONS).await;
+                t.create_topic(&dlq, 1).await;
+            }
+            Self::Mock(m) => {
+                m.create_topic(topic, PARTITIONS, 1).unwrap();
+                m.create_topic(&dlq, 1, 1).unwrap();
+            }
+        }
+    }
+}
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Peak resident memory of a process in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// Produces every payload; returns (partition, offset, produce time in epoch ms) of each.
+async fn produce(bootstrap: &str, topic: &str, payloads: &[Vec<u8>]) -> Vec<(i32, i64, i64)> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "10")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let mut out = Vec::with_capacity(payloads.len());
+    for block in payloads.chunks(20_000) {
+        let sends = block.iter().map(|p| {
+            producer.send(
+                FutureRecord::<(), [u8]>::to(topic).payload(p.as_slice()),
+                Duration::from_secs(60),
+            )
+        });
+        for sent in futures::future::join_all(sends).await {
+            let delivery = sent.unwrap();
+            out.push((
+                delivery.partition,
+                delivery.offset,
+                delivery.timestamp.to_millis().unwrap_or(0),
+            ));
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    out
+}
+
+/// The consume limit: a bare consumer reading `count` records from the beginning.
+fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> Duration {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("queued.max.messages.kbytes", "65536")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = 0;
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            std::hint::black_box(m.payload());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, count, "the bare consumer did not read every record");
+    started.map_or(Duration::ZERO, |s| s.elapsed())
+}
+
+/// The pipeline and the encode limit, in this process on one core: (pipeline, encode) time.
+fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duration) {
+    use meshd_runtime::decode::{
+        self, AvroDecoderFactory, DecoderFactory, JsonDecoderFactory, wire,
+    };
+    let schema = reference::schema();
+    let table = reference::table_schema(&schema);
+    let masker = reference::masker(&schema);
+    let columns: Vec<_> = schema.all_columns().into_iter().cloned().collect();
+    let factory: Box<dyn DecoderFactory> = match format {
+        "avro" => Box::new(AvroDecoderFactory::new(&schema.text).unwrap()),
+        _ => Box::new(JsonDecoderFactory::new(wire::json_wire_schema(&schema))),
+    };
+    let encode = |batches: &[arrow_array::RecordBatch]| {
+        let mut out = Vec::with_capacity(64 << 20);
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            &mut out,
+            std::sync::Arc::clone(&table),
+            Some(meshd_sinks::iceberg::parquet_properties()),
+        )
+        .unwrap();
+        for b in batches {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+        out.len()
+    };
+    let started = Instant::now();
+    let mut conformed = Vec::new();
+    for chunk in payloads.chunks(8192) {
+        let refs: Vec<Option<&[u8]>> = chunk.iter().map(|p| Some(p.as_slice())).collect();
+        for (batch, _) in decode::decode_all(factory.as_ref(), &refs, 1 << 20).batches {
+            assert!(meshd_runtime::validate::validate(&batch, &columns).is_empty());
+            let masked = masker.apply(&batch).unwrap();
+            conformed.push(wire::conform(&masked, &table).unwrap());
+        }
+    }
+    std::hint::black_box(encode(&conformed));
+    let pipeline = started.elapsed();
+    let started = Instant::now();
+    std::hint::black_box(encode(&conformed));
+    (pipeline, started.elapsed())
+}
+
+/// A meshd process for one product reading `topic` in `format`.
+fn start_meshd(dir: &Path, bootstrap: &str, topic: &str, format: &str) -> support::Meshd {
+    let descriptor = support::example_product(
+        dir,
+        topic,
+        &[
+            (
+                "interval: 2s                       # default 10s; must be below the freshness SLA",
+                &format!("interval: {COMMIT_INTERVAL}"),
+            ),
+            ("format: json", &format!("format: {format}")),
+        ],
+    );
+    std::fs::write(dir.join("masking.key"), "bench-key").unwrap();
+    let (config, listen) = support::meshd_config(
+        dir,
+        "meshd",
+        bootstrap,
+        &["session.timeout.ms: \"6000\""],
+        &format!("masking:\n  keyFile: {}/masking.key\n", dir.display()),
+    );
+    support::Meshd::start(&config, &[&descriptor], &listen, dir.join("meshd.log"))
+}
+
+/// meshd from offset 0 to all committed: (seconds from first consumption, CPU seconds, peak RSS).
+fn meshd_backlog(meshd: &support::Meshd, count: usize) -> (f64, f64, f64) {
+    let pid = meshd.child.id();
+    let (started, cpu0) =
+        support::poll("meshd to start consuming", Duration::from_secs(120), || {
+            (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0)
+                .then(|| (Instant::now(), cpu_seconds(pid)))
+        });
+    support::poll(
+        "meshd to commit everything",
+        Duration::from_secs(1800),
+        || {
+            let s = meshd.scrape()?;
+            let done =
+                s.sum("meshd_records_committed_total") + s.sum("meshd_records_dead_lettered_total");
+            (done >= count as f64).then_some(())
+        },
+    );
+    (
+        started.elapsed().as_secs_f64(),
+        cpu_seconds(pid) - cpu0,
+        peak_rss_mib(pid),
+    )
+}
+
+/// Freshness at a steady rate: p50 and p99 of (snapshot commit time − produce time), in s.
+async fn freshness(
+    dir: &Path,
+    broker: &Broker,
+    format: &str,
+    rate: u64,
+    seconds: u64,
+) -> (f64, f64) {
+    let topic = format!("bench-fresh-{format}");
+    broker.create_topic(&topic).await;
+    let dir = dir.join("fresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let meshd = start_meshd(&dir, &broker.bootstrap(), &topic, format);
+    // Wait for the worker to be assigned before the clock starts.
+    support::poll(
+        "the freshness worker to be ready",
+        Duration::from_secs(120),
+        || (meshd.readyz()?.0 == 200).then_some(()),
+    );
+    let schema = reference::schema();
+    let avro = apache_avro::Schema::parse_str(&schema.text).unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let per_tick = (rate / 10).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut sent = Vec::new();
+    let mut n = 0;
+    for _ in 0..seconds * 10 {
+        tick.tick().await;
+        let payloads: Vec<Vec<u8>> = (n..n + per_tick)
+            .map(|i| {
+                if format == "avro" {
+                    reference::avro_datum(&avro, i)
+                } else {
+                    reference::json_event(i)
+                }
+            })
+            .collect();
+        n += per_tick;
+        // The produce time is taken here: not every broker returns a timestamp on delivery.
+        let produced_ms = chrono::Utc::now().timestamp_millis();
+        let sends = payloads.iter().map(|p| {
+            producer.send(
+                FutureRecord::<(), [u8]>::to(&topic).payload(p.as_slice()),
+                Duration::from_secs(30),
+            )
+        });
+        for d in futures::future::join_all(sends).await {
+            let d = d.unwrap();
+            sent.push((d.partition, d.offset, produced_ms));
+        }
+    }
+    support::poll(
+        "the steady stream to be committed",
+        Duration::from_secs(300),
+        || {
+            (meshd.scrape()?.sum("meshd_records_committed_total") >= sent.len() as f64)
+                .then_some(())
+        },
+    );
+    // Each record is visible from the first snapshot whose recorded offset passes it.
+    let platform =
+        meshd_config::PlatformConfig::load(Some(&dir.join("meshd.yaml")), std::iter::empty())
+            .unwrap();
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+    let table = catalog
+        .load_table(&iceberg::TableIdent::from_strs(["payments", "payment_transactions"]).unwrap())
+        .await
+        .unwrap();
+    let key = meshd_sinks::iceberg::offsets::offsets_key("meshd.payments.payment-transactions");
+    let mut snapshots: Vec<(i64, BTreeMap<i32, i64>)> = table
+        .metadata()
+        .snapshots()
+        .filter_map(|s| {
+            let doc: Value =
+                serde_json::from_str(s.summary().additional_properties.get(&key)?).ok()?;
+            let parts = doc.get(&topic)?.as_object()?;
+            let offsets = parts
+                .iter()
+                .filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?)))
+                .collect();
+            Some((s.timestamp_ms(), offsets))
+        })
+        .collect();
+    snapshots.sort_by_key(|(ts, _)| *ts);
+    let mut latencies: Vec<f64> = sent
+        .iter()
+        .filter_map(|(p, o, produced)| {
+            let (visible, _) = snapshots
+                .iter()
+                .find(|(_, offsets)| offsets.get(p).is_some_and(|next| next > o))?;
+            Some((visible - produced) as f64 / 1000.0)
+        })
+        .collect();
+    assert_eq!(latencies.len(), sent.len(), "a record is in no snapshot");
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99))
+}
+
+async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool) -> Value {
+    let dir = support::test_dir();
+    let broker = match broker_name {
+        "mock" => Broker::Mock(MockCluster::new(1).unwrap()),
+        _ => Broker::Tansu(
+            support::Tansu::start(dir.path()).expect("Tansu is needed for this configuration"),
+        ),
+    };
+    let bootstrap = broker.bootstrap();
+    let topic = format!("bench-{format}");
+    broker.create_topic(&topic).await;
+    let schema = reference::schema();
+    let avro = apache_avro::Schema::parse_str(&schema.text).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..records as u64)
+        .map(|n| {
+            if format == "avro" {
+                reference::avro_datum(&avro, n)
+            } else {
+                reference::json_event(n)
+            }
+        })
+        .collect();
+    let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+    produce(&bootstrap, &topic, &payloads).await;
+
+    let consume = consume_limit(&bootstrap, &topic, records).as_secs_f64();
+    let (pipeline, encode) = pipeline_and_encode(format, &payloads);
+    let meshd = start_meshd(dir.path(), &bootstrap, &topic, format);
+    let (seconds, cpu, rss) = meshd_backlog(&meshd, records);
+    drop(meshd);
+    let meshd_mbps = mb(bytes) / seconds;
+    let consume_mbps = mb(bytes) / consume;
+    let pipeline_mbps = mb(bytes) / pipeline.as_secs_f64();
+    let encode_mbps = mb(bytes) / encode.as_secs_f64();
+    // Freshness below capacity: half of what meshd just sustained, at most 20,000 records/s.
+    let rate = ((records as f64 / seconds) * 0.5).clamp(100.0, 20_000.0) as u64;
+    let (p50, p99) = freshness(
+        dir.path(),
+        &broker,
+        format,
+        rate,
+        if quick { 2 } else { 15 },
+    )
+    .await;
+    json!({
+        "broker": broker_name,
+        "format": format,
+        "records": records,
+        "input_mb": mb(bytes),
+        "record_bytes": bytes as f64 / records as f64,
+        "meshd": {
+            "seconds": seconds,
+            "records_per_s": records as f64 / seconds,
+            "mb_per_s": meshd_mbps,
+            "cpu_s_per_gb": cpu / (bytes as f64 / 1e9),
+            "cores_used": cpu / seconds,
+            "mb_per_s_per_core": mb(bytes) / cpu.max(1e-9),
+            "peak_rss_mib": rss,
+        },
+        "consume_limit_mb_per_s": consume_mbps,
+        "encode_limit_mb_per_s": encode_mbps,
+        "pipeline_mb_per_s": pipeline_mbps,
+        "ratio_meshd_to_consume_limit": meshd_mbps / consume_mbps,
+        "ratio_pipeline_to_encode_limit": pipeline_mbps / encode_mbps,
+        "freshness": {
+            "rate_records_per_s": rate,
+            "commit_interval_s": 1.0,
+            "p50_s": p50,
+            "p99_s": p99,
+        },
+    })
+}
+
+fn print_table(results: &[Value]) {
+    println!(
+        "\n{:<6} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "broker",
+        "fmt",
+        "records",
+        "meshd",
+        "MB/s/core",
+        "CPU s/GB",
+        "RSS MiB",
+        "consume",
+        "pipeline",
+        "encode",
+        "e2e/c",
+        "pipe/e",
+        "fr p50",
+        "fr p99"
+    );
+    for r in results {
+        let m = &r["meshd"];
+        println!(
+            "{:<6} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            r["broker"].as_str().unwrap_or(""),
+            r["format"].as_str().unwrap_or(""),
+            r["records"],
+            m["mb_per_s"].as_f64().unwrap_or(0.0),
+            m["mb_per_s_per_core"].as_f64().unwrap_or(0.0),
+            m["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
+            m["peak_rss_mib"].as_f64().unwrap_or(0.0),
+            r["consume_limit_mb_per_s"].as_f64().unwrap_or(0.0),
+            r["pipeline_mb_per_s"].as_f64().unwrap_or(0.0),
+            r["encode_limit_mb_per_s"].as_f64().unwrap_or(0.0),
+            r["ratio_meshd_to_consume_limit"].as_f64().unwrap_or(0.0),
+            r["ratio_pipeline_to_encode_limit"].as_f64().unwrap_or(0.0),
+            r["freshness"]["p50_s"].as_f64().unwrap_or(0.0),
+            r["freshness"]["p99_s"].as_f64().unwrap_or(0.0),
+        );
+    }
+    println!(
+        "(MB/s of input; meshd = offset 0 to all committed; commit interval {COMMIT_INTERVAL}; fr = freshness in s)"
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; under `cargo test` this is a smoke run on a tiny input.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let records: usize = if quick {
+        2_000
+    } else {
+        setting("MESHD_BENCH_RECORDS", "1000000").parse().unwrap()
+    };
+    let brokers = setting(
+        "MESHD_BENCH_BROKERS",
+        if quick { "mock" } else { "tansu,mock" },
+    );
+    let formats = setting("MESHD_BENCH_FORMATS", "json,avro");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results = Vec::new();
+    for broker in brokers.split(',') {
+        for format in formats.split(',') {
+            eprintln!("end_to_end: {broker} {format}, {records} records");
+            results.push(runtime.block_on(run_config(broker, format, records, quick)));
+        }
+    }
+    print_table(&results);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/meshd-bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let doc = json!({
+        "machine": { "cores": std::thread::available_parallelism().map_or(0, |n| n.get()) },
+        "quick": quick,
+        "results": results,
+    });
+    let file = out.join(if quick {
+        "end_to_end-smoke.json"
+    } else {
+        "end_to_end.json"
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    println!("wrote {}", file.display());
+}
