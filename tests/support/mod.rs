@@ -591,12 +591,20 @@ pub async fn assert_exactly_once(
     let mut keys = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while keys.len() < good {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {good} rows after 300 s:\n{}",
-            keys.len(),
-            log()
-        );
+        if Instant::now() >= deadline {
+            let have: std::collections::BTreeSet<&String> = keys.iter().collect();
+            let missing: Vec<String> = (0..records)
+                .filter(|&n| !is_bad(n))
+                .map(|n| meshd_runtime::demo::payment_event(n, 0).0)
+                .filter(|k| !have.contains(k))
+                .take(50)
+                .collect();
+            panic!(
+                "only {} of {good} rows after 300 s; missing (first 50): {missing:?}\n{}",
+                keys.len(),
+                log()
+            );
+        }
         keys = table_strings(config, TABLE, "transaction_id")
             .await
             .unwrap_or_default();

@@ -316,10 +316,10 @@ impl Worker {
                     match first {
                         Ok(message) => {
                             let mut chunk = Chunk::default();
-                            let generation = self.assignment.generation.load(Ordering::SeqCst);
+                            let mut generation = self.assignment.generation.load(Ordering::SeqCst);
                             chunk.push(&message);
                             drop(message);
-                            self.fill(&mut chunk, generation, &ctx.options);
+                            self.fill(&mut chunk, &mut generation, &ctx.options);
                             match self.process(chunk, generation, ctx).await {
                                 Ok(()) => {}
                                 // Storage failing (warehouse unwritable, disk full): what is
@@ -388,14 +388,20 @@ impl Worker {
     }
 
     /// Adds already-fetched messages to the chunk without waiting.
-    fn fill(&self, chunk: &mut Chunk, generation: u64, options: &WorkerOptions) {
+    ///
+    /// A rebalance can run inside any poll. If one did, what the chunk holds is stale and is
+    /// dropped (the new owner re-reads it from the table's offsets), but the message this poll
+    /// returned is the first of the new assignment: it starts the chunk again under the new
+    /// `generation`. Dropping it too would skip it for good, since the consumer has moved past it.
+    fn fill(&self, chunk: &mut Chunk, generation: &mut u64, options: &WorkerOptions) {
         while chunk.len() < options.max_chunk_records && chunk.bytes() < options.max_chunk_bytes {
             match self.consumer.recv().now_or_never() {
                 Some(Ok(message)) => {
-                    if self.assignment.generation.load(Ordering::SeqCst) != generation {
-                        // A rebalance happened while filling: what we hold is stale.
+                    let now = self.assignment.generation.load(Ordering::SeqCst);
+                    if now != *generation {
+                        tracing::info!(product = %self.product, stale = chunk.len(), "Partitions were reassigned while filling a chunk; its records will be re-read, the new assignment's first record starts a new chunk.");
                         *chunk = Chunk::default();
-                        return;
+                        *generation = now;
                     }
                     chunk.push(&message);
                 }
@@ -482,15 +488,28 @@ impl Worker {
             )
             .await;
         }
+        // The next offset per partition: folded over the chunk first, so the topic name is
+        // looked up (and cloned) once per partition rather than once per record.
+        let mut next: Vec<(u16, i32, i64)> = Vec::new();
         for o in &chunk.origins {
-            let next = self
-                .pending
-                .next
-                .entry(chunk.topics[o.topic as usize].clone())
-                .or_default()
-                .entry(o.partition)
-                .or_insert(o.offset + 1);
-            *next = (*next).max(o.offset + 1);
+            // Records of one partition arrive in runs: the latest entry is the likely match.
+            match next
+                .iter_mut()
+                .rev()
+                .find(|(t, p, _)| *t == o.topic && *p == o.partition)
+            {
+                Some((_, _, n)) => *n = (*n).max(o.offset + 1),
+                None => next.push((o.topic, o.partition, o.offset + 1)),
+            }
+        }
+        for (topic, partition, offset) in next {
+            let topic = &chunk.topics[topic as usize];
+            let parts = match self.pending.next.get_mut(topic) {
+                Some(parts) => parts,
+                None => self.pending.next.entry(topic.clone()).or_default(),
+            };
+            let entry = parts.entry(partition).or_insert(offset);
+            *entry = (*entry).max(offset);
         }
         self.pending.since.get_or_insert(consumed_at);
         self.freshness.pending_since(consumed_at);
