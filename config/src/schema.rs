@@ -626,15 +626,16 @@ fn invalid_avro_name(json: &serde_json::Value) -> Option<String> {
                 .and_then(|t| t.as_str())
                 .is_some_and(|t| matches!(t, "record" | "error" | "enum" | "fixed"));
             if named {
-                if let Some(name) = map.get("name").and_then(|n| n.as_str()) {
-                    if !dotted(name) {
-                        return Some(name.to_string());
-                    }
+                if let Some(name) = map.get("name").and_then(|n| n.as_str())
+                    && !dotted(name)
+                {
+                    return Some(name.to_string());
                 }
-                if let Some(ns) = map.get("namespace").and_then(|n| n.as_str()) {
-                    if !ns.is_empty() && !dotted(ns) {
-                        return Some(ns.to_string());
-                    }
+                if let Some(ns) = map.get("namespace").and_then(|n| n.as_str())
+                    && !ns.is_empty()
+                    && !dotted(ns)
+                {
+                    return Some(ns.to_string());
                 }
             }
             map.values().find_map(invalid_avro_name)
