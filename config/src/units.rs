@@ -45,8 +45,13 @@ impl HumanDuration {
         if !(seconds.is_finite() && seconds > 0.0) {
             return Err(format!("duration `{text}` must be greater than zero"));
         }
+        // Found by the `descriptor` fuzz target: `from_secs_f64` panics past u64::MAX seconds.
+        let duration = Duration::try_from_secs_f64(seconds)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(1_000 * 31_536_000))
+            .ok_or_else(|| format!("duration `{text}` is too long; at most 1000 years"))?;
         Ok(Self {
-            duration: Duration::from_secs_f64(seconds),
+            duration,
             text: text.trim().to_string(),
         })
     }
@@ -238,6 +243,13 @@ impl Serialize for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurdly_long_duration_is_an_error_not_a_panic() {
+        let err = HumanDuration::parse(&format!("1{}min", "5".repeat(90))).unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+        assert!(HumanDuration::parse("7years").is_ok());
+    }
 
     #[test]
     fn durations_in_the_units_descriptors_use() {
