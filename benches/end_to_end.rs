@@ -486,10 +486,7 @@ fn main() {
     } else {
         setting("MESHD_BENCH_RECORDS", "1000000").parse().unwrap()
     };
-    let brokers = setting(
-        "MESHD_BENCH_BROKERS",
-        if quick { "mock" } else { "tansu,mock" },
-    );
+    let brokers = setting("MESHD_BENCH_BROKERS", if quick { "mock" } else { "tansu" });
     let formats = setting("MESHD_BENCH_FORMATS", "json,avro");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
