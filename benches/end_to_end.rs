@@ -217,7 +217,7 @@ fn start_meshd(dir: &Path, bootstrap: &str, topic: &str, format: &str) -> suppor
         topic,
         &[
             (
-                "interval: 2s                       # default 10s; must be below the freshness SLA",
+                support::COMMIT_INTERVAL_LINE,
                 &format!("interval: {COMMIT_INTERVAL}"),
             ),
             ("format: json", &format!("format: {format}")),
@@ -336,14 +336,9 @@ async fn freshness(
         .metadata()
         .snapshots()
         .filter_map(|s| {
-            let doc: Value =
-                serde_json::from_str(s.summary().additional_properties.get(&key)?).ok()?;
-            let parts = doc.get(&topic)?.as_object()?;
-            let offsets = parts
-                .iter()
-                .filter_map(|(p, o)| Some((p.parse().ok()?, o.as_i64()?)))
-                .collect();
-            Some((s.timestamp_ms(), offsets))
+            let text = s.summary().additional_properties.get(&key)?;
+            let mut offsets = meshd_sinks::iceberg::offsets::decode(text)?;
+            Some((s.timestamp_ms(), offsets.remove(&topic)?))
         })
         .collect();
     snapshots.sort_by_key(|(ts, _)| *ts);

@@ -48,14 +48,7 @@ async fn a_stalled_sink_pauses_consumption_and_memory_stays_bounded() {
         return;
     };
     tansu.create_topic(TOPIC, 3).await;
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[(
-            "interval: 2s                       # default 10s; must be below the freshness SLA",
-            "interval: 1s",
-        )],
-    );
+    let descriptor = support::example_product(dir.path(), TOPIC, &[support::COMMIT_EVERY_SECOND]);
     let (config, listen) = support::meshd_config(dir.path(), "meshd", &tansu.bootstrap, &[], "");
     let meshd = Meshd::start(
         &config,

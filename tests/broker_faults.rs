@@ -44,16 +44,9 @@ async fn faults_of_the_broker_lose_nothing_and_show_in_freshness() {
     cluster.create_topic(TOPIC, 3, 3).unwrap();
     cluster.create_topic(&format!("{TOPIC}.dlq"), 1, 3).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[(
-            "interval: 2s                       # default 10s; must be below the freshness SLA",
-            "interval: 1s",
-        )],
-    );
+    let descriptor = support::example_product(dir.path(), TOPIC, &[support::COMMIT_EVERY_SECOND]);
     let start = |name: &str| {
-        let (config, listen) = support::meshd_config(
+        support::start_member(
             dir.path(),
             name,
             &bootstrap,
@@ -63,27 +56,15 @@ async fn faults_of_the_broker_lose_nothing_and_show_in_freshness() {
                 // A small prefetch, so an outage leaves records in the broker.
                 "queued.max.messages.kbytes: \"256\"",
             ],
-            "",
-        );
-        let meshd = Meshd::start(
-            &config,
-            &[&descriptor],
-            &listen,
-            dir.path().join(format!("{name}.log")),
-        );
-        (meshd, config)
+            &descriptor,
+        )
     };
 
     let stream = support::Stream::start(&bootstrap, TOPIC, 1000, BAD_EVERY);
     let (a, config) = start("meshd-a");
     let (mut b, _) = start("meshd-b");
-    for (who, m) in [("A", &a), ("B", &b)] {
-        poll(
-            &format!("{who} to get partitions and consume"),
-            Duration::from_secs(90),
-            || (m.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
-        );
-    }
+    support::until_consuming(&a, "A");
+    support::until_consuming(&b, "B");
     let both = [&a, &b];
 
     use RDKafkaRespErr::*;

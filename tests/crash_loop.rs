@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use support::{Meshd, Tansu, poll, python};
+use support::{Meshd, Tansu, python};
 
 const TOPIC: &str = "crash-loop";
 /// Every 97th record is malformed (five kinds in turn).
@@ -44,7 +44,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
         dir.path(),
         TOPIC,
         &[(
-            "interval: 2s                       # default 10s; must be below the freshness SLA",
+            support::COMMIT_INTERVAL_LINE,
             "interval: 1s\n        maxRecords: 500",
         )],
     );
@@ -78,11 +78,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
         // One kill in four during startup (catalog, group join); the others at a random
         // moment after the worker began consuming: mid-batch, mid-commit or just after one.
         if run % 4 != 3 {
-            poll(
-                "the restarted worker to consume",
-                Duration::from_secs(60),
-                || (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
-            );
+            support::until_consuming(&meshd, "the restarted worker");
         }
         let after = Duration::from_millis(rng.random_range(0..2500));
         tokio::time::sleep(after).await;

@@ -10,13 +10,10 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -499,37 +496,17 @@ fn check_row(row: &Value) {
 }
 
 fn check_dead_letters(tansu: &Tansu) {
-    let consumer: BaseConsumer = tansu
-        .client()
-        .set("group.id", "e2e-dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&format!("{TOPIC}.dlq")]).unwrap();
     // Dead letters are at least once: a crash may repeat one, so count distinct sources.
-    let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
-    poll("50 distinct dead letters", Duration::from_secs(60), || {
-        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-            let mut kind = String::new();
-            let mut message = String::new();
-            if let Some(headers) = m.headers() {
-                for h in headers.iter() {
-                    let v = String::from_utf8_lossy(h.value.unwrap_or_default()).to_string();
-                    match h.key {
-                        "meshd.error.kind" => kind = v,
-                        "meshd.error.message" => message = v,
-                        _ => {}
-                    }
-                }
-            }
-            seen.insert(key, (kind, message));
-        }
-        (seen.len() >= 50).then_some(())
-    });
+    let seen = support::read_dead_letters(
+        &tansu.bootstrap,
+        &[&format!("{TOPIC}.dlq")],
+        50,
+        Duration::from_secs(60),
+    );
     assert_eq!(seen.len(), 50, "{seen:?}");
-    for (key, (kind, message)) in &seen {
+    for (key, headers) in &seen {
+        let header = |name: &str| headers.get(name).cloned().unwrap_or_default();
+        let (kind, message) = (header("meshd.error.kind"), header("meshd.error.message"));
         let i: usize = key.trim_start_matches("tx-").parse().unwrap();
         assert_eq!(
             Some(kind.as_str()),

@@ -13,19 +13,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Meshd, Tansu, poll, python};
+use support::{Tansu, poll, python, until_consuming};
 
 const TOPIC: &str = "scale-out";
 const BAD_EVERY: u64 = 101;
-
-/// Waits until `meshd` has consumed records: the group gave it partitions.
-fn until_consuming(meshd: &Meshd, who: &str) {
-    poll(
-        &format!("{who} to get partitions and consume"),
-        Duration::from_secs(90),
-        || (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_join_and_leave_and_every_key_lands_once() {
@@ -35,16 +26,9 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
     };
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 6).await;
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[(
-            "interval: 2s                       # default 10s; must be below the freshness SLA",
-            "interval: 1s",
-        )],
-    );
+    let descriptor = support::example_product(dir.path(), TOPIC, &[support::COMMIT_EVERY_SECOND]);
     let start = |name: &str| {
-        let (config, listen) = support::meshd_config(
+        support::start_member(
             dir.path(),
             name,
             &tansu.bootstrap,
@@ -52,15 +36,8 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
                 "session.timeout.ms: \"6000\"",
                 "heartbeat.interval.ms: \"500\"",
             ],
-            "",
-        );
-        let meshd = Meshd::start(
-            &config,
-            &[&descriptor],
-            &listen,
-            dir.path().join(format!("{name}.log")),
-        );
-        (meshd, config)
+            &descriptor,
+        )
     };
 
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);

@@ -66,14 +66,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
     };
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 3).await;
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[(
-            "interval: 2s                       # default 10s; must be below the freshness SLA",
-            "interval: 1s",
-        )],
-    );
+    let descriptor = support::example_product(dir.path(), TOPIC, &[support::COMMIT_EVERY_SECOND]);
     let (config, listen) = support::meshd_config(
         dir.path(),
         "meshd",

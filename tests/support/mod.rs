@@ -706,3 +706,38 @@ pub fn test_dir() -> tempfile::TempDir {
     }
     dir
 }
+
+/// The example product's commit interval line, and the edit that makes it commit every second
+/// (fault tests want commits to land often, so faults hit before, during and after them).
+pub const COMMIT_INTERVAL_LINE: &str =
+    "interval: 2s                       # default 10s; must be below the freshness SLA";
+/// See [`COMMIT_INTERVAL_LINE`].
+pub const COMMIT_EVERY_SECOND: (&str, &str) = (COMMIT_INTERVAL_LINE, "interval: 1s");
+
+/// One more `meshd run` of `descriptor` with its own config `<name>.yaml` (own metrics port,
+/// shared catalog and warehouse in `dir`), logging to `<name>.log`: a member of a group.
+pub fn start_member(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    kafka_extra: &[&str],
+    descriptor: &Path,
+) -> (Meshd, PathBuf) {
+    let (config, listen) = meshd_config(dir, name, bootstrap, kafka_extra, "");
+    let meshd = Meshd::start(
+        &config,
+        &[descriptor],
+        &listen,
+        dir.join(format!("{name}.log")),
+    );
+    (meshd, config)
+}
+
+/// Waits until `meshd` has consumed records: the group gave it partitions.
+pub fn until_consuming(meshd: &Meshd, who: &str) {
+    poll(
+        &format!("{who} to get partitions and consume"),
+        Duration::from_secs(90),
+        || (meshd.scrape()?.sum("meshd_records_consumed_total") > 0.0).then_some(()),
+    );
+}

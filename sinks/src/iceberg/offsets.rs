@@ -28,7 +28,8 @@ pub fn encode(offsets: &Offsets) -> String {
     serde_json::to_string(&as_strings).unwrap_or_default()
 }
 
-fn decode(text: &str) -> Option<Offsets> {
+/// Reads offsets as [`encode`] wrote them into a snapshot summary (None if malformed).
+pub fn decode(text: &str) -> Option<Offsets> {
     let raw: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(text).ok()?;
     Some(
         raw.into_iter()
