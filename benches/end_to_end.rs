@@ -131,8 +131,11 @@ async fn produce(bootstrap: &str, topic: &str, payloads: &[Vec<u8>]) -> Vec<(i32
     out
 }
 
-/// The consume limit: a bare consumer reading `count` records from the beginning.
-fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> Duration {
+/// The consume limit: a bare consumer reading `count` records from the beginning. Returns the
+/// time from its first record to its last, and the CPU seconds this process spent meanwhile
+/// (librdkafka's threads included), which is the per-core ceiling for any consumer.
+fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) {
+    let cpu0 = cpu_seconds(std::process::id());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
@@ -163,7 +166,8 @@ fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> Duration {
         }
     }
     assert_eq!(seen, count, "the bare consumer did not read every record");
-    started.map_or(Duration::ZERO, |s| s.elapsed())
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    (elapsed, cpu_seconds(std::process::id()) - cpu0)
 }
 
 /// The pipeline and the encode limit, in this process on one core: (pipeline, encode) time.
@@ -382,7 +386,8 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
     let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     produce(&bootstrap, &topic, &payloads).await;
 
-    let consume = consume_limit(&bootstrap, &topic, records).as_secs_f64();
+    let (consume, consume_cpu) = consume_limit(&bootstrap, &topic, records);
+    let consume = consume.as_secs_f64();
     let (pipeline, encode) = pipeline_and_encode(format, &payloads);
     let meshd = start_meshd(dir.path(), &bootstrap, &topic, format);
     let (seconds, cpu, rss) = meshd_backlog(&meshd, records);
@@ -417,6 +422,7 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
             "peak_rss_mib": rss,
         },
         "consume_limit_mb_per_s": consume_mbps,
+        "consume_limit_mb_per_s_per_core": mb(bytes) / consume_cpu.max(1e-9),
         "encode_limit_mb_per_s": encode_mbps,
         "pipeline_mb_per_s": pipeline_mbps,
         "ratio_meshd_to_consume_limit": meshd_mbps / consume_mbps,
@@ -432,7 +438,7 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
 
 fn print_table(results: &[Value]) {
     println!(
-        "\n{:<6} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "\n{:<6} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
         "broker",
         "fmt",
         "records",
@@ -441,6 +447,7 @@ fn print_table(results: &[Value]) {
         "CPU s/GB",
         "RSS MiB",
         "consume",
+        "c/core",
         "pipeline",
         "encode",
         "e2e/c",
@@ -451,7 +458,7 @@ fn print_table(results: &[Value]) {
     for r in results {
         let m = &r["meshd"];
         println!(
-            "{:<6} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             r["broker"].as_str().unwrap_or(""),
             r["format"].as_str().unwrap_or(""),
             r["records"],
@@ -460,6 +467,7 @@ fn print_table(results: &[Value]) {
             m["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
             m["peak_rss_mib"].as_f64().unwrap_or(0.0),
             r["consume_limit_mb_per_s"].as_f64().unwrap_or(0.0),
+            r["consume_limit_mb_per_s_per_core"].as_f64().unwrap_or(0.0),
             r["pipeline_mb_per_s"].as_f64().unwrap_or(0.0),
             r["encode_limit_mb_per_s"].as_f64().unwrap_or(0.0),
             r["ratio_meshd_to_consume_limit"].as_f64().unwrap_or(0.0),

@@ -17,6 +17,8 @@ use support::{Meshd, Tansu, python};
 const TOPIC: &str = "crash-loop";
 /// Every 97th record is malformed (five kinds in turn).
 const BAD_EVERY: u64 = 97;
+/// The consumer session timeout the test runs with (`session.timeout.ms` below).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -85,6 +87,11 @@ async fn every_key_exactly_once_after_random_sigkills() {
         let s = meshd.scrape();
         let count = |name: &str| s.as_ref().map_or(0.0, |s| s.sum(name)) as u64;
         meshd.kill();
+        // Restart once the killed member's session (3 s) has expired, as systemd's
+        // RestartSec=5 in deploy/ does. Not synchronisation: Tansu 0.6.0 has a coordinator bug
+        // that leaves a member joining while a dead member's session is live with an empty
+        // assignment for good (README, "Known broker issue"); Kafka rebalances instead.
+        tokio::time::sleep(SESSION_TIMEOUT + Duration::from_millis(500)).await;
         at_kill.push((
             count("meshd_records_consumed_total"),
             count("meshd_records_committed_total") + count("meshd_records_dead_lettered_total"),
@@ -101,6 +108,15 @@ async fn every_key_exactly_once_after_random_sigkills() {
         "too few kills hit a worker holding uncommitted records: {at_kill:?}"
     );
 
+    // The worker warns when offsets do not continue where its data ends: a loss would show
+    // there first, naming the partition and the offsets.
+    for run in 0..kills {
+        let log = std::fs::read_to_string(dir.path().join(format!("meshd-{run}.log")))
+            .unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("Offsets ")) {
+            eprintln!("meshd-{run}: {line}");
+        }
+    }
     let last = start(kills);
     let (rows, letters) = support::assert_exactly_once(
         &config,

@@ -523,6 +523,45 @@ pub fn read_dead_letters(
     seen
 }
 
+/// Where `keys` are in `topic` ("key @ partition/offset"), read from the beginning to the high
+/// watermarks: tells a record the broker never delivered from one meshd skipped.
+pub fn locate_keys(bootstrap: &str, topic: &str, keys: &[String]) -> Vec<String> {
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("locator-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return vec!["cannot read the topic's metadata".into()];
+    };
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut remaining = 0;
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let high = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .map_or(0, |(_, h)| h);
+            remaining += high;
+            let _ = tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning);
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut found = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while remaining > 0 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            remaining -= 1;
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+            if keys.contains(&key) {
+                found.push(format!("{key} @ {}/{}", m.partition(), m.offset()));
+            }
+        }
+    }
+    found
+}
+
 /// A steady stream of reference payment events (`n` = 0, 1, 2, …; every `bad_every`-th one
 /// malformed), `rate` records a second in blocks of 100, until stopped.
 pub struct Stream {
@@ -599,8 +638,25 @@ pub async fn assert_exactly_once(
                 .filter(|k| !have.contains(k))
                 .take(50)
                 .collect();
+            let topic = dead_letter_topic.trim_end_matches(".dlq");
+            let found = locate_keys(bootstrap, topic, &missing);
+            // Every malformed record's letter, and any good one's: a good record dead-lettered
+            // would be missing from the table too.
+            let letters = std::panic::catch_unwind(|| {
+                read_dead_letters(
+                    bootstrap,
+                    &[dead_letter_topic],
+                    bad.len(),
+                    Duration::from_secs(60),
+                )
+            })
+            .unwrap_or_default();
+            let lettered: Vec<String> = missing
+                .iter()
+                .filter_map(|k| letters.get(k).map(|h| format!("{k}: {h:?}")))
+                .collect();
             panic!(
-                "only {} of {good} rows after 300 s; missing (first 50): {missing:?}\n{}",
+                "only {} of {good} rows after 300 s; missing (first 50): {missing:?}\nwhere the broker has them: {found:?}\ndead-lettered: {lettered:?}\n{}",
                 keys.len(),
                 log()
             );

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use iceberg::Catalog;
 use iceberg::spec::DataFile;
 use meshd_config::{DataProduct, InputFormat, PlatformConfig, PortSchema, Sensitive};
@@ -87,6 +87,14 @@ struct PortDecoder {
 }
 
 /// Data consumed but not yet visible in the table.
+/// One partition's offsets within a chunk.
+struct PartitionSpan {
+    topic: u16,
+    partition: i32,
+    first: i64,
+    next: i64,
+}
+
 struct Pending {
     files: Option<DataFiles>,
     next: Offsets,
@@ -393,9 +401,13 @@ impl Worker {
     /// dropped (the new owner re-reads it from the table's offsets), but the message this poll
     /// returned is the first of the new assignment: it starts the chunk again under the new
     /// `generation`. Dropping it too would skip it for good, since the consumer has moved past it.
+    ///
+    /// One message stream serves the whole fill: `recv()` per message would register and
+    /// unregister a waker slot (a mutex each way) for every record.
     fn fill(&self, chunk: &mut Chunk, generation: &mut u64, options: &WorkerOptions) {
+        let mut messages = self.consumer.stream();
         while chunk.len() < options.max_chunk_records && chunk.bytes() < options.max_chunk_bytes {
-            match self.consumer.recv().now_or_never() {
+            match messages.next().now_or_never().flatten() {
                 Some(Ok(message)) => {
                     let now = self.assignment.generation.load(Ordering::SeqCst);
                     if now != *generation {
@@ -488,32 +500,77 @@ impl Worker {
             )
             .await;
         }
-        // The next offset per partition: folded over the chunk first, so the topic name is
-        // looked up (and cloned) once per partition rather than once per record.
-        let mut next: Vec<(u16, i32, i64)> = Vec::new();
+        // Per partition: the first offset in the chunk and the next one after it, folded over
+        // the chunk first so the topic name is looked up (and cloned) once per partition.
+        let mut spans: Vec<PartitionSpan> = Vec::new();
+        let mut gaps: Vec<(u16, i32, i64, i64)> = Vec::new();
         for o in &chunk.origins {
             // Records of one partition arrive in runs: the latest entry is the likely match.
-            match next
+            match spans
                 .iter_mut()
                 .rev()
-                .find(|(t, p, _)| *t == o.topic && *p == o.partition)
+                .find(|s| s.topic == o.topic && s.partition == o.partition)
             {
-                Some((_, _, n)) => *n = (*n).max(o.offset + 1),
-                None => next.push((o.topic, o.partition, o.offset + 1)),
+                Some(span) => {
+                    if o.offset != span.next {
+                        gaps.push((o.topic, o.partition, span.next, o.offset));
+                    }
+                    span.next = span.next.max(o.offset + 1);
+                }
+                None => spans.push(PartitionSpan {
+                    topic: o.topic,
+                    partition: o.partition,
+                    first: o.offset,
+                    next: o.offset + 1,
+                }),
             }
         }
-        for (topic, partition, offset) in next {
-            let topic = &chunk.topics[topic as usize];
+        self.check_continuity(&chunk, &spans, &gaps);
+        for span in spans {
+            let topic = &chunk.topics[span.topic as usize];
             let parts = match self.pending.next.get_mut(topic) {
                 Some(parts) => parts,
                 None => self.pending.next.entry(topic.clone()).or_default(),
             };
-            let entry = parts.entry(partition).or_insert(offset);
-            *entry = (*entry).max(offset);
+            let entry = parts.entry(span.partition).or_insert(span.next);
+            *entry = (*entry).max(span.next);
         }
         self.pending.since.get_or_insert(consumed_at);
         self.freshness.pending_since(consumed_at);
         Ok(())
+    }
+
+    /// Warns when a chunk does not continue where this worker's data for a partition ends
+    /// (its pending data, else the table's offsets at assignment), or skips offsets inside.
+    /// Compacted and transactional topics have such gaps legitimately; anywhere else a gap is
+    /// records the broker never delivered, and a repeat is records read twice. Either way the
+    /// log names partition and offsets, so a loss can be traced to the consumer or the broker.
+    fn check_continuity(
+        &self,
+        chunk: &Chunk,
+        spans: &[PartitionSpan],
+        gaps: &[(u16, i32, i64, i64)],
+    ) {
+        let Ok(recorded) = self.assignment.recorded.lock() else {
+            return;
+        };
+        for span in spans {
+            let topic = &chunk.topics[span.topic as usize];
+            let known = self
+                .pending
+                .next
+                .get(topic)
+                .and_then(|p| p.get(&span.partition))
+                .or_else(|| recorded.get(topic).and_then(|p| p.get(&span.partition)));
+            if let Some(&expected) = known
+                && expected != span.first
+            {
+                tracing::warn!(product = %self.product, topic = %topic, partition = span.partition, expected, got = span.first, "Offsets do not continue where this worker's data ends (a gap is records the broker did not deliver; compacted and transactional topics have gaps legitimately).");
+            }
+        }
+        for &(t, partition, expected, got) in gaps {
+            tracing::warn!(product = %self.product, topic = %chunk.topics[t as usize], partition, expected, got, "Offsets skip inside a chunk (a gap is records the broker did not deliver; compacted and transactional topics have gaps legitimately).");
+        }
     }
 
     async fn write(&mut self, batch: RecordBatch) -> Result<(), RuntimeError> {
@@ -616,7 +673,7 @@ impl Worker {
                 if let Err(e) = kafka::commit_group_offsets(&self.consumer, &self.pending.next) {
                     tracing::debug!(product = %self.product, error = %e, "Committing group offsets failed (lag display only).");
                 }
-                tracing::debug!(product = %self.product, commit_id = %commit_id, rows, "Committed.");
+                tracing::debug!(product = %self.product, commit_id = %commit_id, rows, offsets = ?self.pending.next, "Committed.");
                 self.reset_pending();
                 self.freshness.committed();
                 Ok(())
