@@ -366,7 +366,8 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
     let broker = match broker_name {
         "mock" => Broker::Mock(MockCluster::new(1).unwrap()),
         _ => Broker::Tansu(
-            support::Tansu::start(dir.path()).expect("Tansu is needed for this configuration"),
+            support::Tansu::start_in_memory(dir.path())
+                .expect("Tansu is needed for this configuration"),
         ),
     };
     let bootstrap = broker.bootstrap();
