@@ -147,6 +147,7 @@ async fn faults_of_the_broker_lose_nothing_and_show_in_freshness() {
         || a.log_text(),
     )
     .await;
+    support::assert_offsets_continue(dir.path());
     poll(
         "A's freshness to return to 0",
         Duration::from_secs(60),

@@ -108,23 +108,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
         "too few kills hit a worker holding uncommitted records: {at_kill:?}"
     );
 
-    // The worker warns when a partition's offsets do not continue where its data ends. The
-    // topic is neither compacted nor transactional, so every record must arrive in order:
-    // a warning is a record the broker skipped or one read twice.
-    let mut discontinuities = Vec::new();
-    for run in 0..kills {
-        let log = std::fs::read_to_string(dir.path().join(format!("meshd-{run}.log")))
-            .unwrap_or_default();
-        discontinuities.extend(
-            log.lines()
-                .filter(|l| l.contains("Offsets "))
-                .map(|l| format!("meshd-{run}: {l}")),
-        );
-    }
-    assert!(
-        discontinuities.is_empty(),
-        "offsets did not continue: {discontinuities:#?}"
-    );
+    support::assert_offsets_continue(dir.path());
     let last = start(kills);
     let (rows, letters) = support::assert_exactly_once(
         &config,

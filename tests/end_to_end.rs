@@ -320,6 +320,14 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     };
     assert_eq!(up("payment-transactions").as_deref(), Some("Gauge(1.0)"));
     assert_eq!(up("broken-product").as_deref(), Some("Gauge(0.0)"));
+    // The only member of its group holds all three partitions.
+    assert_eq!(
+        scrape.sum_where(
+            "meshd_partitions_assigned",
+            &[("product", "payment-transactions")]
+        ),
+        3.0
+    );
     let (status, ready) = second.readyz().unwrap();
     assert_eq!(status, 503, "{ready}");
     assert_eq!(

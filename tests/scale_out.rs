@@ -89,6 +89,7 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
         || format!("C:\n{}\nD:\n{}", c.log_text(), d.log_text()),
     )
     .await;
+    support::assert_offsets_continue(dir.path());
     for (name, meshd) in [("C", &c), ("D", &d)] {
         let s = meshd.scrape().unwrap();
         eprintln!(

@@ -162,6 +162,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
         String::new,
     )
     .await;
+    support::assert_offsets_continue(dir.path());
     eprintln!(
         "checked: {records} records through a catalog outage, an unwritable warehouse and a kill with closed files pending: {rows} rows each exactly once, {letters} dead letters, {count} orphan file(s) listed and deleted"
     );

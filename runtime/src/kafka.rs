@@ -131,6 +131,22 @@ fn leader_unreachable(statistics: &Statistics) -> bool {
     })
 }
 
+/// The table's offsets for `partitions` only: where a worker resumes them, and the baseline a
+/// commit must still find in the table (fencing). Partitions without a recorded offset are
+/// absent (the consumer's `auto.offset.reset` applies).
+pub fn baseline(recorded: &Offsets, partitions: &[(String, i32)]) -> Offsets {
+    let mut baseline = Offsets::new();
+    for (topic, partition) in partitions {
+        if let Some(offset) = recorded.get(topic).and_then(|p| p.get(partition)) {
+            baseline
+                .entry(topic.clone())
+                .or_default()
+                .insert(*partition, *offset);
+        }
+    }
+    baseline
+}
+
 impl ConsumerContext for InputContext {
     fn rebalance(
         &self,
@@ -140,20 +156,12 @@ impl ConsumerContext for InputContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let recorded = self.table_offsets();
-                let mut baseline = Offsets::new();
-                let mut assigned = Vec::new();
-                for elem in tpl.elements() {
-                    let (topic, partition) = (elem.topic().to_string(), elem.partition());
-                    let at = recorded
-                        .get(&topic)
-                        .and_then(|p| p.get(&partition))
-                        .copied();
-                    assigned.push((topic.clone(), partition));
-                    if let Some(offset) = at {
-                        baseline.entry(topic).or_default().insert(partition, offset);
-                    }
-                }
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                let baseline = baseline(&self.table_offsets(), &assigned);
                 for (topic, partition) in &assigned {
                     if let Some(offset) = baseline.get(topic).and_then(|p| p.get(partition)) {
                         let _ =
@@ -324,4 +332,29 @@ pub fn commit_group_offsets(
         }
     }
     consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_keeps_the_assigned_partitions_that_have_a_recorded_offset() {
+        let recorded: Offsets = [
+            ("t".to_string(), [(0, 5), (1, 7)].into()),
+            ("u".to_string(), [(0, 1)].into()),
+        ]
+        .into();
+        let assigned = [
+            ("t".to_string(), 1),
+            ("t".to_string(), 2),
+            ("u".to_string(), 0),
+        ];
+        let expected: Offsets = [
+            ("t".to_string(), [(1, 7)].into()),
+            ("u".to_string(), [(0, 1)].into()),
+        ]
+        .into();
+        assert_eq!(baseline(&recorded, &assigned), expected);
+    }
 }

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub worker_up: IntGaugeVec,
     /// 1 while the product is ready (the `/readyz` verdict), 0 otherwise.
     pub worker_ready: IntGaugeVec,
+    /// Input partitions this process holds: summed per product, 0 while workers run means
+    /// nobody consumes (a group stuck after a broker fault), which no single `/readyz` shows.
+    pub partitions_assigned: IntGaugeVec,
 }
 
 /// Every metric name with its help text, for the README and the compliance test.
@@ -105,6 +108,10 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
         "meshd_worker_ready",
         "1 while the product is ready as /readyz says (partitions assigned, commits succeeding), 0 otherwise (labels: product).",
     ),
+    (
+        "meshd_partitions_assigned",
+        "Input partitions this process's worker holds; summed by product, 0 while workers run means nobody consumes (labels: product).",
+    ),
 ];
 
 fn help(name: &str) -> String {
@@ -165,6 +172,7 @@ impl Metrics {
             sla_good: counter("meshd_sla_good_total", pp)?,
             worker_up: int_gauge("meshd_worker_up", &["product"])?,
             worker_ready: int_gauge("meshd_worker_ready", &["product"])?,
+            partitions_assigned: int_gauge("meshd_partitions_assigned", &["product"])?,
             registry,
         })
     }

@@ -542,6 +542,30 @@ pub fn read_dead_letters(
     seen
 }
 
+/// Every meshd log in `dir` is free of the worker's "offsets do not continue / skip" warnings.
+/// Test topics are neither compacted nor transactional, so each partition's records must arrive
+/// in order: a warning is a record the broker skipped or one read twice.
+pub fn assert_offsets_continue(dir: &Path) {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !name.ends_with(".log") || name == "tansu.log" {
+            continue;
+        }
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        found.extend(
+            log.lines()
+                .filter(|l| l.contains("Offsets do not continue") || l.contains("Offsets skip"))
+                .map(|l| format!("{name}: {l}")),
+        );
+    }
+    assert!(found.is_empty(), "offsets did not continue: {found:#?}");
+}
+
 /// Where `keys` are in `topic` ("key @ partition/offset"), read from the beginning to the high
 /// watermarks: tells a record the broker never delivered from one meshd skipped.
 pub fn locate_keys(bootstrap: &str, topic: &str, keys: &[String]) -> Vec<String> {

@@ -709,26 +709,17 @@ impl Worker {
             .lock()
             .map(|a| a.clone())
             .unwrap_or_default();
-        let mut baseline = Offsets::new();
-        for (topic, partition) in assigned {
-            let Some(offset) = recorded
-                .get(&topic)
-                .and_then(|p| p.get(&partition))
-                .copied()
-            else {
-                continue;
-            };
-            baseline
-                .entry(topic.clone())
-                .or_default()
-                .insert(partition, offset);
-            if let Err(e) = self.consumer.seek(
-                &topic,
-                partition,
-                rdkafka::Offset::Offset(offset),
-                Duration::from_secs(10),
-            ) {
-                tracing::warn!(product = %self.product, topic = %topic, partition, offset, error = %e, "Seeking to the table's offset failed.");
+        let baseline = kafka::baseline(&recorded, &assigned);
+        for (topic, parts) in &baseline {
+            for (&partition, &offset) in parts {
+                if let Err(e) = self.consumer.seek(
+                    topic,
+                    partition,
+                    rdkafka::Offset::Offset(offset),
+                    Duration::from_secs(10),
+                ) {
+                    tracing::warn!(product = %self.product, topic = %topic, partition, offset, error = %e, "Seeking to the table's offset failed.");
+                }
             }
         }
         tracing::info!(product = %self.product, resume_from = ?baseline, "Resuming from the offsets recorded in the table.");
@@ -798,6 +789,11 @@ impl Worker {
                         .with_label_values(&[&product, topic])
                         .set(*lag);
                 }
+                let held = assignment.assigned.lock().map_or(0, |a| a.len());
+                metrics
+                    .partitions_assigned
+                    .with_label_values(&[&product])
+                    .set(held as i64);
                 let blind = assignment.blind_since.lock().ok().and_then(|b| *b);
                 let seconds = freshness.seconds(lags.values().sum(), blind);
                 let labels = [product.as_str(), port.as_str()];
