@@ -149,7 +149,7 @@ impl PortSchema {
                 )));
             }
         };
-        // apache-avro 0.21 panics on an invalid record, enum or fixed name: check names first.
+        // apache-avro 0.21 panics on an invalid record, enum or fixed name or alias: check first.
         if let Some(bad) = invalid_avro_name(&json) {
             let at = text.find(&format!("\"{bad}\"")).unwrap_or(0);
             let line = text[..at].matches('\n').count() + 1;
@@ -606,8 +606,8 @@ fn locate_field(text: &str, field: &str) -> (usize, usize) {
     (1, 1)
 }
 
-/// The first `name` or `namespace` of a named type (record, enum, fixed) that is not a valid
-/// Avro name, anywhere in the schema.
+/// The first `name`, `namespace` or alias of a named type (record, enum, fixed) that is not a
+/// valid Avro name, anywhere in the schema.
 fn invalid_avro_name(json: &serde_json::Value) -> Option<String> {
     fn simple(name: &str) -> bool {
         let mut chars = name.chars();
@@ -636,6 +636,14 @@ fn invalid_avro_name(json: &serde_json::Value) -> Option<String> {
                     && !dotted(ns)
                 {
                     return Some(ns.to_string());
+                }
+                // apache-avro also unwraps each alias of a named type.
+                if let Some(bad) = map
+                    .get("aliases")
+                    .and_then(|a| a.as_array())
+                    .and_then(|a| a.iter().filter_map(|v| v.as_str()).find(|a| !dotted(a)))
+                {
+                    return Some(bad.to_string());
                 }
             }
             map.values().find_map(invalid_avro_name)

@@ -324,3 +324,17 @@ fn an_invalid_avro_record_name_is_an_error_not_a_panic() {
     );
     assert!(message.contains("bad.avsc:1:"), "{message}");
 }
+
+#[test]
+fn an_invalid_avro_alias_is_an_error_at_its_position() {
+    // Found by the `schema` fuzz target in CI: apache-avro 0.21 unwraps on an invalid alias.
+    let text = "{\"type\": \"record\", \"name\": \"T\",\n \"aliases\": [\"Old\", \"n,ing\"],\n \"fields\": [{\"name\": \"a\", \"type\": \"string\"}]}";
+    let err = meshd_config::PortSchema::parse(text, std::path::Path::new("bad.avsc"))
+        .expect_err("an invalid alias is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("`n,ing` is not a valid Avro name"),
+        "{message}"
+    );
+    assert!(message.contains("bad.avsc:2:"), "{message}");
+}
