@@ -87,11 +87,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
         let s = meshd.scrape();
         let count = |name: &str| s.as_ref().map_or(0.0, |s| s.sum(name)) as u64;
         meshd.kill();
-        // Restart once the killed member's session (3 s) has expired, as systemd's
-        // RestartSec=5 in deploy/ does. Not synchronisation: Tansu 0.6.0 has a coordinator bug
-        // that leaves a member joining while a dead member's session is live with an empty
-        // assignment for good (README, "Known broker issue"); Kafka rebalances instead.
-        tokio::time::sleep(SESSION_TIMEOUT + Duration::from_millis(500)).await;
+        support::wait_out_session(SESSION_TIMEOUT).await;
         at_kill.push((
             count("meshd_records_consumed_total"),
             count("meshd_records_committed_total") + count("meshd_records_dead_lettered_total"),

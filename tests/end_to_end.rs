@@ -147,8 +147,8 @@ spec:
     .unwrap();
     std::fs::write(dir.join("masking.key"), format!("{KEY}\n")).unwrap();
     // A short session timeout lets the restarted worker take over the killed one's partitions
-    // in seconds. With the default 45 s, some runs on Tansu gave the restarted worker an
-    // empty assignment that no later rebalance fixed (noted for the reliability issue).
+    // in seconds; it starts only after that session expired (`wait_out_session`: Tansu gives a
+    // member that joins while a dead one's session is live an empty assignment for good).
     let config = dir.join("meshd.yaml");
     std::fs::write(
         &config,
@@ -240,6 +240,7 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
         before.sum("meshd_records_committed_total")
     );
     rest.await.unwrap();
+    support::wait_out_session(Duration::from_secs(6)).await;
 
     // A new process resumes from the offsets recorded in the table; a second product in the
     // same process fails to start, and must not stop the first.

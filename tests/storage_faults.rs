@@ -110,6 +110,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
     until_not_ready(&meshd, "commits are failing");
     meshd.kill();
     drop(lock);
+    support::wait_out_session(Duration::from_secs(6)).await;
     let meshd = start("2");
     let records = {
         until_recovered(&meshd, "a restart");
