@@ -136,10 +136,7 @@ async fn produce(bootstrap: &str, topic: &str, payloads: &[Vec<u8>]) -> Vec<(i32
 /// (librdkafka's threads included), which is the per-core ceiling for any consumer.
 fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) {
     let cpu0 = cpu_seconds(std::process::id());
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("bench-bare-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = support::reader(bootstrap, "bench-bare")
         .set("fetch.max.bytes", "52428800")
         .set("queued.max.messages.kbytes", "65536")
         .create()

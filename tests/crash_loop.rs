@@ -56,7 +56,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
         "meshd",
         &tansu.bootstrap,
         &[
-            "session.timeout.ms: \"3000\"",
+            &format!("session.timeout.ms: \"{}\"", SESSION_TIMEOUT.as_millis()),
             "heartbeat.interval.ms: \"500\"",
         ],
         "",

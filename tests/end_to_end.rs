@@ -22,6 +22,8 @@ use support::{Meshd, Tansu, free_port, poll, python, run_python};
 const TOTAL: usize = 10_000;
 const TOPIC: &str = "payments-e2e";
 const KEY: &str = "e2e-masking-key";
+/// The consumer session timeout in meshd.yaml: short, so a restart takes over in seconds.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// Base event time: 2025-11-24T16:00:00Z.
 const BASE_MS: i64 = 1_764_000_000_000;
 
@@ -153,8 +155,9 @@ spec:
     std::fs::write(
         &config,
         format!(
-            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n  heartbeat.interval.ms: \"1000\"\ncatalog:\n  type: sql\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmasking:\n  keyFile: {d}/masking.key\n",
-            d = dir.display()
+            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"{session}\"\n  heartbeat.interval.ms: \"1000\"\ncatalog:\n  type: sql\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\nmasking:\n  keyFile: {d}/masking.key\n",
+            d = dir.display(),
+            session = SESSION_TIMEOUT.as_millis()
         ),
     )
     .unwrap();
@@ -240,7 +243,7 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
         before.sum("meshd_records_committed_total")
     );
     rest.await.unwrap();
-    support::wait_out_session(Duration::from_secs(6)).await;
+    support::wait_out_session(SESSION_TIMEOUT).await;
 
     // A new process resumes from the offsets recorded in the table; a second product in the
     // same process fails to start, and must not stop the first.

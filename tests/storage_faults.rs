@@ -15,6 +15,8 @@ use support::{CatalogLock, Meshd, Tansu, poll, python};
 
 const TOPIC: &str = "storage-faults";
 const BAD_EVERY: u64 = 103;
+/// The consumer session timeout (`session.timeout.ms` below).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// Waits until `/readyz` reports the product not ready with a reason containing `why`.
 fn until_not_ready(meshd: &Meshd, why: &str) {
@@ -71,7 +73,10 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
         dir.path(),
         "meshd",
         &tansu.bootstrap,
-        &["session.timeout.ms: \"6000\""],
+        &[&format!(
+            "session.timeout.ms: \"{}\"",
+            SESSION_TIMEOUT.as_millis()
+        )],
         "",
     );
     let start = |run: &str| {
@@ -110,7 +115,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
     until_not_ready(&meshd, "commits are failing");
     meshd.kill();
     drop(lock);
-    support::wait_out_session(Duration::from_secs(6)).await;
+    support::wait_out_session(SESSION_TIMEOUT).await;
     let meshd = start("2");
     let records = {
         until_recovered(&meshd, "a restart");

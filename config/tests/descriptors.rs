@@ -310,31 +310,29 @@ fn unreadable_file_is_a_clear_error() {
     );
 }
 
+/// `text` as bad.avsc is refused with "`{bad}` is not a valid Avro name" at line `line`.
+fn assert_invalid_avro_name(text: &str, bad: &str, line: usize) {
+    let err = meshd_config::PortSchema::parse(text, std::path::Path::new("bad.avsc"))
+        .expect_err("an invalid Avro name is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("`{bad}` is not a valid Avro name")),
+        "{message}"
+    );
+    assert!(message.contains(&format!("bad.avsc:{line}:")), "{message}");
+}
+
 #[test]
 fn an_invalid_avro_record_name_is_an_error_not_a_panic() {
     // Found by the `schema` fuzz target: apache-avro 0.21 unwraps on an invalid name.
     let text =
         r#"{"type": "record", "name": "T. Bad name", "fields": [{"name": "a", "type": "string"}]}"#;
-    let err = meshd_config::PortSchema::parse(text, std::path::Path::new("bad.avsc"))
-        .expect_err("an invalid record name is refused");
-    let message = err.to_string();
-    assert!(
-        message.contains("`T. Bad name` is not a valid Avro name"),
-        "{message}"
-    );
-    assert!(message.contains("bad.avsc:1:"), "{message}");
+    assert_invalid_avro_name(text, "T. Bad name", 1);
 }
 
 #[test]
 fn an_invalid_avro_alias_is_an_error_at_its_position() {
     // Found by the `schema` fuzz target in CI: apache-avro 0.21 unwraps on an invalid alias.
     let text = "{\"type\": \"record\", \"name\": \"T\",\n \"aliases\": [\"Old\", \"n,ing\"],\n \"fields\": [{\"name\": \"a\", \"type\": \"string\"}]}";
-    let err = meshd_config::PortSchema::parse(text, std::path::Path::new("bad.avsc"))
-        .expect_err("an invalid alias is refused");
-    let message = err.to_string();
-    assert!(
-        message.contains("`n,ing` is not a valid Avro name"),
-        "{message}"
-    );
-    assert!(message.contains("bad.avsc:2:"), "{message}");
+    assert_invalid_avro_name(text, "n,ing", 2);
 }

@@ -162,10 +162,9 @@ impl ConsumerContext for InputContext {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 let baseline = baseline(&self.table_offsets(), &assigned);
-                for (topic, partition) in &assigned {
-                    if let Some(offset) = baseline.get(topic).and_then(|p| p.get(partition)) {
-                        let _ =
-                            tpl.set_partition_offset(topic, *partition, Offset::Offset(*offset));
+                for (topic, parts) in &baseline {
+                    for (&partition, &offset) in parts {
+                        let _ = tpl.set_partition_offset(topic, partition, Offset::Offset(offset));
                     }
                 }
                 tracing::info!(group = %self.group, partitions = ?assigned, resume_from = ?baseline, "Partitions assigned; resuming from the offsets recorded in the table.");

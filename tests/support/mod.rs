@@ -486,6 +486,17 @@ pub async fn table_strings(config: &Path, table: &str, column: &str) -> Option<V
     Some(values)
 }
 
+/// A consumer config that reads without touching anyone's offsets: its own group (`purpose`
+/// plus a UUID), nothing committed.
+pub fn reader(bootstrap: &str, purpose: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{purpose}-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false");
+    config
+}
+
 /// The dead letters in `topics`, by record key (or `topic/partition/offset` of the source
 /// record when its key is null), each with its headers. Dead letters are at least once (a
 /// crash may repeat one), so they are counted distinct; polls until `distinct` were seen.
@@ -496,11 +507,8 @@ pub fn read_dead_letters(
     deadline: Duration,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
     use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("dlq-reader-{}", uuid::Uuid::new_v4()))
+    let consumer: BaseConsumer = reader(bootstrap, "dlq-reader")
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
         .create()
         .unwrap();
     consumer.subscribe(topics).unwrap();
@@ -579,12 +587,7 @@ pub async fn wait_out_session(session_timeout: Duration) {
 /// watermarks: tells a record the broker never delivered from one meshd skipped.
 pub fn locate_keys(bootstrap: &str, topic: &str, keys: &[String]) -> Vec<String> {
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("locator-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer = reader(bootstrap, "locator").create().unwrap();
     let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
         return vec!["cannot read the topic's metadata".into()];
     };
@@ -592,10 +595,9 @@ pub fn locate_keys(bootstrap: &str, topic: &str, keys: &[String]) -> Vec<String>
     let mut remaining = 0;
     for t in metadata.topics() {
         for p in t.partitions() {
-            let high = consumer
+            remaining += consumer
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .map_or(0, |(_, h)| h);
-            remaining += high;
+                .map_or(0, |(low, high)| high - low);
             let _ = tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning);
         }
     }

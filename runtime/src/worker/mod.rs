@@ -86,7 +86,6 @@ struct PortDecoder {
     dead_letter_topic: String,
 }
 
-/// Data consumed but not yet visible in the table.
 /// One partition's offsets within a chunk.
 struct PartitionSpan {
     topic: u16,
@@ -95,6 +94,15 @@ struct PartitionSpan {
     next: i64,
 }
 
+/// Offsets a partition skipped (or repeated) inside a chunk: `got` came where `expected` should.
+struct Gap {
+    topic: u16,
+    partition: i32,
+    expected: i64,
+    got: i64,
+}
+
+/// Data consumed but not yet visible in the table.
 struct Pending {
     files: Option<DataFiles>,
     next: Offsets,
@@ -503,7 +511,7 @@ impl Worker {
         // Per partition: the first offset in the chunk and the next one after it, folded over
         // the chunk first so the topic name is looked up (and cloned) once per partition.
         let mut spans: Vec<PartitionSpan> = Vec::new();
-        let mut gaps: Vec<(u16, i32, i64, i64)> = Vec::new();
+        let mut gaps: Vec<Gap> = Vec::new();
         for o in &chunk.origins {
             // Records of one partition arrive in runs: the latest entry is the likely match.
             match spans
@@ -513,7 +521,12 @@ impl Worker {
             {
                 Some(span) => {
                     if o.offset != span.next {
-                        gaps.push((o.topic, o.partition, span.next, o.offset));
+                        gaps.push(Gap {
+                            topic: o.topic,
+                            partition: o.partition,
+                            expected: span.next,
+                            got: o.offset,
+                        });
                     }
                     span.next = span.next.max(o.offset + 1);
                 }
@@ -545,12 +558,7 @@ impl Worker {
     /// Compacted and transactional topics have such gaps legitimately; anywhere else a gap is
     /// records the broker never delivered, and a repeat is records read twice. Either way the
     /// log names partition and offsets, so a loss can be traced to the consumer or the broker.
-    fn check_continuity(
-        &self,
-        chunk: &Chunk,
-        spans: &[PartitionSpan],
-        gaps: &[(u16, i32, i64, i64)],
-    ) {
+    fn check_continuity(&self, chunk: &Chunk, spans: &[PartitionSpan], gaps: &[Gap]) {
         let Ok(recorded) = self.assignment.recorded.lock() else {
             return;
         };
@@ -568,8 +576,8 @@ impl Worker {
                 tracing::warn!(product = %self.product, topic = %topic, partition = span.partition, expected, got = span.first, "Offsets do not continue where this worker's data ends (a gap is records the broker did not deliver; compacted and transactional topics have gaps legitimately).");
             }
         }
-        for &(t, partition, expected, got) in gaps {
-            tracing::warn!(product = %self.product, topic = %chunk.topics[t as usize], partition, expected, got, "Offsets skip inside a chunk (a gap is records the broker did not deliver; compacted and transactional topics have gaps legitimately).");
+        for gap in gaps {
+            tracing::warn!(product = %self.product, topic = %chunk.topics[gap.topic as usize], partition = gap.partition, expected = gap.expected, got = gap.got, "Offsets skip inside a chunk (a gap is records the broker did not deliver; compacted and transactional topics have gaps legitimately).");
         }
     }
 
