@@ -140,6 +140,7 @@ async fn faults_of_the_broker_lose_nothing_and_show_in_freshness() {
     let records = stream.stop().await;
     let (rows, letters) = support::assert_exactly_once(
         &config,
+        None,
         &python,
         &bootstrap,
         &format!("{TOPIC}.dlq"),

@@ -108,6 +108,7 @@ async fn every_key_exactly_once_after_random_sigkills() {
     let last = start(kills);
     let (rows, letters) = support::assert_exactly_once(
         &config,
+        None,
         &python,
         &tansu.bootstrap,
         &format!("{TOPIC}.dlq"),

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{free_port, python, run_python};
+use support::{free_port, python};
 
 fn number_after(text: &str, label: &str) -> u64 {
     let line = text
@@ -61,15 +61,35 @@ fn demo_accounts_for_every_event_and_masks_pii() {
     assert!(stdout.contains("payments.payment_transactions"), "{stdout}");
 
     let Some(python) = python() else { return };
-    let table = run_python(
-        &python,
-        "read_table.py",
-        &[
-            &state.join("catalog.db").display().to_string(),
-            &state.join("warehouse").display().to_string(),
-            "payments.payment_transactions",
-        ],
+    let snippet = pyiceberg_snippet(&stdout);
+    let out = Command::new(&python)
+        .args(["-c", &snippet])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the printed pyiceberg snippet failed:\n{snippet}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let table: serde_json::Value = serde_json::from_str(&table).unwrap();
-    assert_eq!(table["rows"].as_array().unwrap().len() as u64, rows);
+    let reported: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("the snippet printed no row count ({e}):\n{snippet}"));
+    assert_eq!(
+        reported, rows,
+        "pyiceberg reads the rows the summary reports"
+    );
+}
+
+/// The pyiceberg lines of the summary, exactly as printed and dedented, so the test runs what a
+/// newcomer would paste.
+fn pyiceberg_snippet(stdout: &str) -> String {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("read it with pyiceberg:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    assert!(lines.len() >= 2, "no pyiceberg snippet in:\n{stdout}");
+    lines.iter().map(|l| &l[4..]).collect::<Vec<_>>().join("\n")
 }

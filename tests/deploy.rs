@@ -85,7 +85,7 @@ fn the_systemd_unit_verifies() {
 
 #[test]
 fn generated_rules_carry_the_descriptor_thresholds_and_pass_promtool() {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed-example/product.yaml");
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed/product.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
         .args(["export", "prometheus-rules", &seed.display().to_string()])
         .output()
@@ -178,6 +178,43 @@ fn kubernetes_manifests_match_their_schemas_and_each_other() {
     assert_eq!(meshd["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(meshd["readinessProbe"]["httpGet"]["path"], "/readyz");
 
+    // The sidecar keeps no state: its table and catalog are shared (S3 + PostgreSQL), its
+    // secrets come from the Secret, and its meshd.yaml is one meshd accepts.
+    assert!(
+        !std::fs::read_to_string(dir.join("sidecar.yaml"))
+            .unwrap()
+            .contains("emptyDir"),
+        "the sidecar must not keep its table or catalog in the pod"
+    );
+    let config_map = docs("sidecar.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .unwrap();
+    let platform_yaml = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        platform_yaml.path(),
+        config_map["data"]["meshd.yaml"].as_str().unwrap(),
+    )
+    .unwrap();
+    let platform =
+        meshd_config::PlatformConfig::load(Some(platform_yaml.path()), std::iter::empty()).unwrap();
+    assert!(platform.catalog.uri.starts_with("postgres://"));
+    assert!(platform.warehouse.starts_with("s3://") && platform.uses_object_storage());
+    let secret = docs("sidecar.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "Secret")
+        .unwrap();
+    assert_eq!(
+        meshd["envFrom"][0]["secretRef"]["name"], secret["metadata"]["name"],
+        "meshd reads the Secret"
+    );
+    for key in ["MESHD_CATALOG_PASSWORD", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(
+            !secret["stringData"][key].is_null(),
+            "the Secret carries {key}"
+        );
+    }
+
     let rule = &docs("prometheusrule.yaml")[0];
     let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(deploy().join("prometheus/meshd-rules.yml")).unwrap(),
@@ -233,4 +270,27 @@ fn the_dashboard_queries_only_exported_metrics_and_recorded_series() {
         }
     }
     assert!(checked >= 10, "only {checked} metric references found");
+}
+
+#[test]
+fn production_examples_are_configs_meshd_accepts() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (file, kind) in [
+        (
+            "production/s3-postgres.yaml",
+            meshd_config::CatalogKind::Sql,
+        ),
+        ("production/s3-rest.yaml", meshd_config::CatalogKind::Rest),
+        ("meshd.yaml", meshd_config::CatalogKind::Sql),
+    ] {
+        let config =
+            meshd_config::PlatformConfig::load(Some(&examples.join(file)), std::iter::empty())
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(config.catalog.kind, kind, "{file}");
+        assert_eq!(
+            config.uses_object_storage(),
+            file.starts_with("production/"),
+            "{file}"
+        );
+    }
 }

@@ -461,11 +461,7 @@ fn read_table(python: &Path, dir: &Path) -> Value {
     let out = run_python(
         python,
         "read_table.py",
-        &[
-            &dir.join("catalog.db").display().to_string(),
-            &dir.join("warehouse").display().to_string(),
-            "payments.payment_transactions",
-        ],
+        &[&support::sqlite_spec(dir), "payments.payment_transactions"],
     );
     serde_json::from_str(&out).unwrap()
 }

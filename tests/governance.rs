@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn seed_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed-example")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed")
 }
 
 fn fixtures() -> PathBuf {

@@ -82,8 +82,7 @@ async fn sigterm_commits_what_is_buffered_and_a_restart_continues_exactly() {
             &python,
             "read_table.py",
             &[
-                &dir.path().join("catalog.db").display().to_string(),
-                &dir.path().join("warehouse").display().to_string(),
+                &support::sqlite_spec(dir.path()),
                 "payments.payment_transactions",
             ],
         );

@@ -1,6 +1,6 @@
 """Reads a meshd output table with pyiceberg, the independent reader of the end-to-end tests.
 
-Usage: read_table.py <catalog.db> <warehouse dir> <namespace.table>
+Usage: read_table.py <catalog spec JSON> <namespace.table>
 
 Prints one JSON document: the table's properties, its snapshots (summaries included) and
 every row, with decimals as strings and timestamps as epoch milliseconds, so the Rust test
@@ -12,7 +12,7 @@ import decimal
 import json
 import sys
 
-from pyiceberg.catalog.sql import SqlCatalog
+import catalog as test_catalog
 
 
 def plain(value):
@@ -26,8 +26,8 @@ def plain(value):
 
 
 def main():
-    catalog_db, warehouse, identifier = sys.argv[1:4]
-    catalog = SqlCatalog("meshd", uri=f"sqlite:///{catalog_db}", warehouse=f"file://{warehouse}")
+    spec_json, identifier = sys.argv[1:3]
+    catalog, _ = test_catalog.load(spec_json)
     table = catalog.load_table(identifier)
     rows = table.scan().to_arrow().to_pylist()
     print(

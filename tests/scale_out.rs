@@ -82,6 +82,7 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
 
     let (rows, letters) = support::assert_exactly_once(
         &config,
+        None,
         &python,
         &tansu.bootstrap,
         &format!("{TOPIC}.dlq"),

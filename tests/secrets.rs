@@ -107,3 +107,65 @@ async fn masking_key_and_sasl_password_never_leak() {
         "{text}"
     );
 }
+
+/// The platform's secrets: the S3 secret key (from `AWS_SECRET_ACCESS_KEY`), the PostgreSQL
+/// password (`MESHD_CATALOG_PASSWORD`) and a REST catalog's credential and token appear in no
+/// output of `meshd plan`, whether it succeeds or fails (wrong password, unreachable REST
+/// catalog). The many-hosts test checks the logs, `/metrics` and `/readyz` of running workers.
+#[test]
+fn storage_and_catalog_secrets_never_leak() {
+    use support::services::{Moto, PG_PASSWORD, Postgres, S3_SECRET_KEY};
+    let dir = support::test_dir();
+    let Some(moto) = Moto::start(dir.path()) else {
+        return;
+    };
+    let Some(pg) = Postgres::start(dir.path()) else {
+        return;
+    };
+    pg.create_database("secrets");
+    moto.create_bucket("data-mesh");
+    let descriptor = support::example_product(dir.path(), TOPIC, &[]);
+    const CREDENTIAL: &str = "client-id:rest-SECRET-1357";
+    const TOKEN: &str = "bearer-SECRET-2468";
+    let plan = |config: &str, password: &str| {
+        let path = dir.path().join("platform.yaml");
+        std::fs::write(&path, config).unwrap();
+        let mut env = moto.aws_env();
+        env.push(("MESHD_CATALOG_PASSWORD", password.to_string()));
+        env.push(("MESHD_CATALOG_CREDENTIAL", CREDENTIAL.to_string()));
+        env.push(("MESHD_CATALOG_TOKEN", TOKEN.to_string()));
+        env.push(("MESHD_LOG", "debug".to_string()));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .args(["plan", "--config", &path.display().to_string()])
+            .arg(&descriptor)
+            .envs(env)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in [S3_SECRET_KEY, PG_PASSWORD, CREDENTIAL, TOKEN, "rest-SECRET"] {
+            assert!(
+                !text.contains(secret),
+                "a secret in meshd's output:\n{text}"
+            );
+        }
+        (out.status.success(), text)
+    };
+    let shared = format!(
+        "catalog:\n  uri: {}\nwarehouse: s3://data-mesh/warehouse\n",
+        pg.uri("secrets")
+    );
+    let (ok, text) = plan(&shared, PG_PASSWORD);
+    assert!(ok && text.contains("create"), "{text}");
+    let (ok, text) = plan(&shared, "wrong-SECRET-password");
+    assert!(!ok && !text.contains("wrong-SECRET-password"), "{text}");
+    let rest = format!(
+        "catalog:\n  type: rest\n  uri: http://127.0.0.1:{}/catalog\n",
+        support::free_port()
+    );
+    let (ok, text) = plan(&rest, PG_PASSWORD);
+    assert!(!ok && text.contains("rest"), "{text}");
+}

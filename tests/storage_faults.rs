@@ -123,6 +123,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
     };
     let (rows, letters) = support::assert_exactly_once(
         &config,
+        None,
         &python,
         &tansu.bootstrap,
         &format!("{TOPIC}.dlq"),
@@ -161,6 +162,7 @@ async fn catalog_and_warehouse_faults_lose_nothing_and_leave_no_dangling_files()
     // Deleting orphans removed nothing the table references: every row still reads.
     support::assert_exactly_once(
         &config,
+        None,
         &python,
         &tansu.bootstrap,
         &format!("{TOPIC}.dlq"),

@@ -3,6 +3,8 @@
 //! the embedded default (SQLite catalog and warehouse under `.meshd/`, Kafka on localhost).
 //!
 //! Environment variables: `MESHD_WAREHOUSE`, `MESHD_CATALOG_TYPE`, `MESHD_CATALOG_URI`,
+//! `MESHD_CATALOG_PASSWORD`, `MESHD_CATALOG_WAREHOUSE`, `MESHD_CATALOG_CREDENTIAL`,
+//! `MESHD_CATALOG_TOKEN`,
 //! `MESHD_METRICS_LISTEN`, `MESHD_MASKING_KEY_FILE`, `MESHD_MASKING_KEY_ENV`,
 //! `MESHD_STORAGE_<KEY>` and `MESHD_KAFKA_<PROPERTY>` (`MESHD_KAFKA_SASL_PASSWORD` sets
 //! librdkafka's `sasl.password`).
@@ -51,11 +53,14 @@ pub struct PlatformConfig {
     /// The Iceberg catalog.
     #[serde(default)]
     pub catalog: CatalogConfig,
-    /// Warehouse root: a local path or `file://` URI. `s3://bucket/path` table locations are
-    /// placed under it when no object storage is configured.
+    /// Warehouse root: a local path, or `s3://bucket/prefix` (also `gs://`, `abfss://`) for
+    /// tables whose port gives no location. With a local warehouse and no `storage` keys (the
+    /// embedded default), `s3://bucket/path` table locations are placed under it.
     #[serde(default = "default_warehouse")]
     pub warehouse: String,
-    /// Object-storage settings for `s3://` warehouses (endpoint, region, credentials).
+    /// Object-storage settings, with object_store's key names (`endpoint`, `region`,
+    /// `access_key_id`, `secret_access_key`, `session_token`, `allow_http`, …); they override
+    /// the `AWS_*` environment variables.
     #[serde(default)]
     pub storage: BTreeMap<String, Sensitive<String>>,
     /// The HTTP endpoint for `/metrics`, `/healthz`, `/readyz`.
@@ -112,6 +117,25 @@ pub struct CatalogConfig {
     /// Catalog name recorded with every table (pyiceberg's `SqlCatalog(name, …)`).
     #[serde(default = "default_catalog_name")]
     pub name: String,
+    /// The PostgreSQL password, kept out of `uri` so that the URI can sit in a ConfigMap and
+    /// the password in a Secret (`MESHD_CATALOG_PASSWORD`).
+    #[serde(default)]
+    pub password: Option<Sensitive<String>>,
+    /// REST: the warehouse to ask the catalog for (its `warehouse` parameter).
+    #[serde(default)]
+    pub warehouse: Option<String>,
+    /// REST: OAuth2 client credentials `client_id:client_secret`, exchanged for a token.
+    #[serde(default)]
+    pub credential: Option<Sensitive<String>>,
+    /// REST: a bearer token.
+    #[serde(default)]
+    pub token: Option<Sensitive<String>>,
+    /// REST: extra HTTP headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Sensitive<String>>,
+    /// REST: further catalog properties passed as they are (`oauth2-server-uri`, `scope`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Default for CatalogConfig {
@@ -120,6 +144,12 @@ impl Default for CatalogConfig {
             kind: CatalogKind::Sql,
             uri: default_catalog_uri(),
             name: default_catalog_name(),
+            password: None,
+            warehouse: None,
+            credential: None,
+            token: None,
+            headers: BTreeMap::new(),
+            properties: BTreeMap::new(),
         }
     }
 }
@@ -248,6 +278,10 @@ impl PlatformConfig {
             "WAREHOUSE" => self.warehouse = value,
             "CATALOG_URI" => self.catalog.uri = value,
             "CATALOG_NAME" => self.catalog.name = value,
+            "CATALOG_PASSWORD" => self.catalog.password = Some(Sensitive::new(value)),
+            "CATALOG_WAREHOUSE" => self.catalog.warehouse = Some(value),
+            "CATALOG_CREDENTIAL" => self.catalog.credential = Some(Sensitive::new(value)),
+            "CATALOG_TOKEN" => self.catalog.token = Some(Sensitive::new(value)),
             "CATALOG_TYPE" => {
                 self.catalog.kind = match value.as_str() {
                     "sql" => CatalogKind::Sql,
@@ -286,9 +320,10 @@ impl PlatformConfig {
                 if let Some(prop) = name.strip_prefix("KAFKA_") {
                     self.kafka
                         .insert(env_to_property(prop), Sensitive::new(value));
-                } else if let Some(prop) = name.strip_prefix("STORAGE_") {
+                } else if let Some(key) = name.strip_prefix("STORAGE_") {
+                    // object_store's key names: MESHD_STORAGE_ACCESS_KEY_ID → access_key_id.
                     self.storage
-                        .insert(env_to_property(prop), Sensitive::new(value));
+                        .insert(key.to_ascii_lowercase(), Sensitive::new(value));
                 }
                 // Other MESHD_ variables (e.g. MESHD_LOG) belong to the binary.
             }
@@ -303,9 +338,18 @@ impl PlatformConfig {
             .map_or("localhost:9092", |v| v.expose().as_str())
     }
 
-    /// Whether `s3://` locations are mapped under a local warehouse.
+    /// Whether the warehouse is a local folder (the embedded default).
     pub fn warehouse_is_local(&self) -> bool {
         !self.warehouse.contains("://") || self.warehouse.starts_with("file://")
+    }
+
+    /// Whether tables go to object storage: the warehouse is there, storage keys are set, or a
+    /// REST catalog places them. Otherwise `s3://` locations are mapped under the local
+    /// warehouse, so the descriptor of a production product runs unchanged on a laptop.
+    pub fn uses_object_storage(&self) -> bool {
+        !self.warehouse_is_local()
+            || !self.storage.is_empty()
+            || self.catalog.kind == CatalogKind::Rest
     }
 }
 

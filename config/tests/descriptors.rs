@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use meshd_config::{ConfigError, DataProduct, InputFormat, Masking, PartitionTransform};
 
 fn seed_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed-example")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed")
 }
 
 const SCHEMA: &str = r#"{"type":"record","name":"T","fields":[

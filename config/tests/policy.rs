@@ -9,7 +9,7 @@ use meshd_config::DataProduct;
 use meshd_config::policy::{PolicySet, Severity, library};
 
 fn seed_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed-example")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed")
 }
 
 fn fixtures() -> PathBuf {

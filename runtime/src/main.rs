@@ -369,13 +369,14 @@ async fn orphans(
 ) -> anyhow::Result<ExitCode> {
     let platform = load_platform(config)?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    let storage = meshd_sinks::iceberg::storage(&platform)?;
     for path in descriptors {
         let product = DataProduct::load(path)?;
         for port in 0..product.spec.spec.output_ports.len() {
             let spec = provision::table_spec(&platform, &product, port)?;
             let ident = iceberg::TableIdent::from_strs([&spec.namespace, &spec.name])?;
             let table = catalog.load_table(&ident).await?;
-            let found = meshd_sinks::iceberg::orphans::orphan_files(&table).await?;
+            let found = meshd_sinks::iceberg::orphans::orphan_files(&table, &storage).await?;
             let bytes: u64 = found.iter().map(|o| o.bytes).sum();
             println!(
                 "{ident}: {} orphan data file(s), {bytes} bytes",
@@ -385,8 +386,11 @@ async fn orphans(
             for orphan in &found {
                 let old = orphan.age >= older_than;
                 let action = if delete && old {
-                    std::fs::remove_file(&orphan.path)
-                        .map_err(|e| anyhow::anyhow!("deleting {}: {e}", orphan.path.display()))?;
+                    table
+                        .file_io()
+                        .delete(&orphan.location)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("deleting {}: {e}", orphan.location))?;
                     deleted += 1;
                     "deleted"
                 } else if old {
@@ -396,7 +400,7 @@ async fn orphans(
                 };
                 println!(
                     "  {} {} bytes, {}s old: {action}",
-                    orphan.path.display(),
+                    orphan.location,
                     orphan.bytes,
                     orphan.age.as_secs()
                 );
@@ -431,6 +435,8 @@ async fn provision_products(
                 println!("  nothing applied for {}: refused changes", product.name());
                 continue;
             }
+            meshd_sinks::iceberg::probe_location(&platform, &spec.location).await?;
+            println!("  {} is writable", spec.location);
             provision::evolve_schema(catalog.as_ref(), &spec).await?;
             OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group()).await?;
             println!("  applied");

@@ -17,6 +17,27 @@ pub enum SinkError {
         #[source]
         source: iceberg::Error,
     },
+    /// A platform setting is wrong: the message names it and says how to fix it.
+    #[error("{setting} {problem}: {fix}")]
+    Config {
+        /// The setting (`catalog.uri`, `storage.endpoint`).
+        setting: String,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The table location on storage cannot be used (probe write, listing, deleting).
+    #[error("storage at {location}: {action} failed: {source}")]
+    Storage {
+        /// The location (bucket and prefix, or local folder).
+        location: String,
+        /// What we were doing.
+        action: &'static str,
+        /// The storage error, whose message starts with the diagnosis and the fix.
+        #[source]
+        source: iceberg::Error,
+    },
     /// This catalog or storage is not available in this build.
     #[error("{what} is not supported yet: {fix}")]
     Unsupported {
@@ -89,7 +110,11 @@ impl SinkError {
                     )
             }
             Self::DeadLetter { .. } => true,
-            Self::Fenced { .. } | Self::Unsupported { .. } | Self::SchemaChange { .. } => false,
+            Self::Storage { source, .. } => source.retryable(),
+            Self::Fenced { .. }
+            | Self::Unsupported { .. }
+            | Self::SchemaChange { .. }
+            | Self::Config { .. } => false,
         }
     }
 }

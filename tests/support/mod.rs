@@ -14,6 +14,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+pub mod services;
+
 /// Whether a missing service must fail the test rather than skip it.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -205,6 +207,65 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// The catalog a meshd.yaml names, as the JSON spec the Python readers take
+/// (`tests/catalog.py`): SQLite or PostgreSQL (password included) or REST, with the warehouse
+/// and, when `s3` is given, that store's endpoint and credentials.
+pub fn catalog_spec(config: &Path, s3: Option<&services::Moto>) -> String {
+    let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
+    let catalog = &platform.catalog;
+    let uri = if let Some(path) = catalog.uri.strip_prefix("sqlite://") {
+        format!("sqlite:///{}", std::path::absolute(path).unwrap().display())
+    } else if let Some(password) = &catalog.password {
+        let mut url = url::Url::parse(&catalog.uri).unwrap();
+        url.set_password(Some(password.expose())).unwrap();
+        url.to_string()
+            .replacen("postgres://", "postgresql+psycopg2://", 1)
+    } else {
+        catalog.uri.clone()
+    };
+    let warehouse = if platform.warehouse.contains("://") {
+        platform.warehouse.clone()
+    } else {
+        format!(
+            "file://{}",
+            std::path::absolute(&platform.warehouse).unwrap().display()
+        )
+    };
+    let mut properties = serde_json::Map::new();
+    if let Some(moto) = s3 {
+        for (key, value) in [
+            ("s3.endpoint", moto.endpoint.as_str()),
+            ("s3.access-key-id", services::S3_ACCESS_KEY),
+            ("s3.secret-access-key", services::S3_SECRET_KEY),
+            ("s3.region", "us-east-1"),
+        ] {
+            properties.insert(key.into(), value.into());
+        }
+    }
+    let kind = match catalog.kind {
+        meshd_config::CatalogKind::Sql => "sql",
+        meshd_config::CatalogKind::Rest => "rest",
+    };
+    serde_json::json!({
+        "type": kind,
+        "name": catalog.name,
+        "uri": uri,
+        "warehouse": if kind == "rest" { catalog.warehouse.clone().unwrap_or_default() } else { warehouse },
+        "properties": properties,
+    })
+    .to_string()
+}
+
+/// The spec of the embedded-default catalog (`catalog.db` and `warehouse/`) in `dir`.
+pub fn sqlite_spec(dir: &Path) -> String {
+    serde_json::json!({
+        "type": "sql",
+        "uri": format!("sqlite:///{}", dir.join("catalog.db").display()),
+        "warehouse": format!("file://{}", dir.join("warehouse").display()),
+    })
+    .to_string()
+}
+
 /// Runs a script from `tests/` with the venv's Python and returns its stdout.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -233,12 +294,30 @@ pub struct Meshd {
 impl Meshd {
     /// Starts `meshd run --config <config> <descriptors>`.
     pub fn start(config: &Path, descriptors: &[&Path], listen: &str, log: PathBuf) -> Self {
+        Self::start_on_host(config, descriptors, listen, log, None, &[])
+    }
+
+    /// The same as a process on a host of its own: started in `workdir` (an empty folder:
+    /// nothing local is shared) with `env` added (the credentials a host would have).
+    pub fn start_on_host(
+        config: &Path,
+        descriptors: &[&Path],
+        listen: &str,
+        log: PathBuf,
+        workdir: Option<&Path>,
+        env: &[(&str, String)],
+    ) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_meshd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meshd"));
+        if let Some(workdir) = workdir {
+            command.current_dir(workdir);
+        }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -620,6 +699,7 @@ pub fn locate_keys(bootstrap: &str, topic: &str, keys: &[String]) -> Vec<String>
 /// malformed), `rate` records a second in blocks of 100, until stopped.
 pub struct Stream {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    produced: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<u64>,
 }
 
@@ -635,8 +715,10 @@ impl Stream {
             .create()
             .unwrap();
         let topic = topic.to_string();
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = tokio::spawn({
             let stop = std::sync::Arc::clone(&stop);
+            let counter = std::sync::Arc::clone(&counter);
             async move {
                 let mut every =
                     tokio::time::interval(Duration::from_millis(100_000 / rate.max(10)));
@@ -647,11 +729,21 @@ impl Stream {
                         .map(|n| send_payment_event(&producer, &topic, n, bad_every));
                     futures::future::join_all(sends).await;
                     produced += 100;
+                    counter.store(produced, std::sync::atomic::Ordering::SeqCst);
                 }
                 produced
             }
         });
-        Self { stop, task }
+        Self {
+            stop,
+            produced: counter,
+            task,
+        }
+    }
+
+    /// Records produced and acknowledged so far.
+    pub fn produced(&self) -> u64 {
+        self.produced.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the stream; how many records were produced (all acknowledged).
@@ -665,9 +757,12 @@ impl Stream {
 /// `bad_every`-th malformed: waits until the table holds every good record, then checks each
 /// key is there exactly once with iceberg-rust's scan and with pyiceberg, and that every
 /// malformed record is in the dead-letter topic with a reason. `log` explains a timeout.
+/// `s3` is the store the table lives on, if not the local warehouse; `config` must name the
+/// catalog and storage as the test process can reach them.
 /// Returns (rows, dead letters).
 pub async fn assert_exactly_once(
     config: &Path,
+    s3: Option<&services::Moto>,
     python: &Path,
     bootstrap: &str,
     dead_letter_topic: &str,
@@ -733,16 +828,10 @@ pub async fn assert_exactly_once(
         "unexpected keys in the table"
     );
 
-    let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
-    let catalog_db = platform
-        .catalog
-        .uri
-        .trim_start_matches("sqlite://")
-        .to_string();
     let out = run_python(
         python,
         "table_keys.py",
-        &[&catalog_db, &platform.warehouse, TABLE, "transaction_id"],
+        &[&catalog_spec(config, s3), TABLE, "transaction_id"],
     );
     let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(counted["rows"], good, "pyiceberg: {counted}");
@@ -752,6 +841,8 @@ pub async fn assert_exactly_once(
         serde_json::json!({}),
         "pyiceberg: {counted}"
     );
+    assert_eq!(counted["duckdb"]["rows"], good, "DuckDB: {counted}");
+    assert_eq!(counted["duckdb"]["distinct"], good, "DuckDB: {counted}");
 
     let letters = read_dead_letters(
         bootstrap,

@@ -209,7 +209,7 @@ impl Worker {
             }
         }
         let spec = provision::table_spec(&ctx.platform, product, 0)?;
-        if port.location.starts_with("s3://") && ctx.platform.warehouse_is_local() {
+        if port.location.contains("://") && !ctx.platform.uses_object_storage() {
             tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
         }
         for change in provision::evolve_schema(ctx.catalog.as_ref(), &spec).await? {

@@ -1,46 +1,195 @@
-//! Opening the catalog and placing tables: the embedded default is a SQLite catalog with a
+//! Opening the catalog and placing tables. The embedded default is a SQLite catalog with a
 //! local warehouse, where `s3://bucket/path` locations are mapped under the warehouse folder.
+//! Shared platforms use the SQL catalog on PostgreSQL or an Iceberg REST catalog, with tables on
+//! object storage; every catalog gets meshd's object_store-backed storage.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use iceberg::io::LocalFsStorageFactory;
 use iceberg::{Catalog, CatalogBuilder};
+use iceberg_catalog_rest::RestCatalogBuilder;
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 use meshd_config::{CatalogKind, PlatformConfig};
 
+use iceberg::io::Storage;
+
+use super::object_storage::{ObjectStorage, ObjectStorageFactory};
 use crate::SinkError;
 
 /// Opens the configured catalog. SQLite files and their folders are created on first use.
 pub async fn open_catalog(config: &PlatformConfig) -> Result<Arc<dyn Catalog>, SinkError> {
-    if config.catalog.kind == CatalogKind::Rest {
-        return Err(SinkError::Unsupported {
-            what: "the REST catalog".into(),
-            fix: "use catalog.type: sql with a sqlite:// or postgres:// URI".into(),
-        });
+    let storage = Arc::new(storage_factory(config)?);
+    match config.catalog.kind {
+        CatalogKind::Rest => open_rest(config, storage).await,
+        CatalogKind::Sql => open_sql(config, storage).await,
     }
-    if !config.warehouse_is_local() {
-        return Err(SinkError::Unsupported {
-            what: format!("warehouse {}", config.warehouse),
-            fix: "object storage is not wired in yet; use a local warehouse path".into(),
-        });
-    }
+}
+
+/// meshd's storage for every catalog, with the `storage.*` keys checked.
+pub fn storage_factory(config: &PlatformConfig) -> Result<ObjectStorageFactory, SinkError> {
+    let options = config
+        .storage
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().clone()))
+        .collect();
+    ObjectStorageFactory::new(options).map_err(|e| SinkError::Config {
+        setting: format!("storage.{}", e.key),
+        problem: "is not an object storage setting".into(),
+        fix: "use object_store's names: endpoint, region, access_key_id, secret_access_key, session_token, allow_http, virtual_hosted_style_request (or their aws_/google_/azure_ forms)".into(),
+    })
+}
+
+async fn open_sql(
+    config: &PlatformConfig,
+    storage: Arc<ObjectStorageFactory>,
+) -> Result<Arc<dyn Catalog>, SinkError> {
     let (uri, bind_style) = sql_uri(&config.catalog.uri)?;
+    let uri = with_password(uri, config)?;
     let warehouse = warehouse_uri(&config.warehouse)?;
     let catalog = SqlCatalogBuilder::default()
-        .uri(uri.clone())
+        .uri(uri)
         .warehouse_location(warehouse)
         .sql_bind_style(bind_style)
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .with_storage_factory(storage)
         .load(config.catalog.name.clone(), HashMap::new())
         .await
         .map_err(|source| SinkError::CatalogOpen {
             kind: "sql",
             uri: redact_uri(&config.catalog.uri),
-            source,
+            source: without_secrets(source, config),
         })?;
     Ok(Arc::new(catalog))
+}
+
+async fn open_rest(
+    config: &PlatformConfig,
+    storage: Arc<ObjectStorageFactory>,
+) -> Result<Arc<dyn Catalog>, SinkError> {
+    let catalog = &config.catalog;
+    if !(catalog.uri.starts_with("http://") || catalog.uri.starts_with("https://")) {
+        return Err(SinkError::Config {
+            setting: "catalog.uri".into(),
+            problem: format!(
+                "`{}` is not an http(s) URL, which a REST catalog needs",
+                redact_uri(&catalog.uri)
+            ),
+            fix: "set catalog.uri to the catalog's base URL, e.g. https://catalog.example.com/api/catalog".into(),
+        });
+    }
+    let mut props: HashMap<String, String> = catalog.properties.clone().into_iter().collect();
+    props.insert("uri".into(), catalog.uri.clone());
+    if let Some(warehouse) = &catalog.warehouse {
+        props.insert("warehouse".into(), warehouse.clone());
+    }
+    if let Some(credential) = &catalog.credential {
+        props.insert("credential".into(), credential.expose().clone());
+    }
+    if let Some(token) = &catalog.token {
+        props.insert("token".into(), token.expose().clone());
+    }
+    for (name, value) in &catalog.headers {
+        props.insert(format!("header.{name}"), value.expose().clone());
+    }
+    let opened = RestCatalogBuilder::default()
+        .with_storage_factory(storage)
+        .load(catalog.name.clone(), props)
+        .await
+        .map_err(|source| SinkError::CatalogOpen {
+            kind: "rest",
+            uri: redact_uri(&catalog.uri),
+            source: without_secrets(source, config),
+        })?;
+    // The REST client fetches its config lazily: ask now, so a wrong URL or credential is an
+    // error at start rather than at the first commit.
+    opened
+        .list_namespaces(None)
+        .await
+        .map_err(|source| SinkError::CatalogOpen {
+            kind: "rest",
+            uri: redact_uri(&catalog.uri),
+            source: without_secrets(source, config),
+        })?;
+    Ok(Arc::new(opened))
+}
+
+/// Checks that meshd may write where a table lives: a small probe object is written under
+/// `location` and deleted again. `meshd provision` runs it so that a missing bucket, wrong
+/// credentials or an unreachable endpoint show before the first commit does.
+pub async fn probe_location(config: &PlatformConfig, location: &str) -> Result<(), SinkError> {
+    let storage = storage(config)?;
+    let probe = format!(
+        "{}/.meshd-probe-{}",
+        location.trim_end_matches('/'),
+        uuid::Uuid::now_v7()
+    );
+    let fail = |action, source| SinkError::Storage {
+        location: location.to_string(),
+        action,
+        source,
+    };
+    storage
+        .write(&probe, bytes::Bytes::from_static(b"meshd write probe"))
+        .await
+        .map_err(|e| fail("writing a probe object", e))?;
+    storage
+        .delete(&probe)
+        .await
+        .map_err(|e| fail("deleting the probe object", e))
+}
+
+/// meshd's storage for tools that work on files directly (`meshd orphans`, the probe).
+pub fn storage(config: &PlatformConfig) -> Result<ObjectStorage, SinkError> {
+    Ok(ObjectStorage::new(
+        storage_factory(config)?.options().clone(),
+    ))
+}
+
+/// The PostgreSQL password from `catalog.password`, percent-encoded into the URI.
+fn with_password(uri: String, config: &PlatformConfig) -> Result<String, SinkError> {
+    let Some(password) = &config.catalog.password else {
+        return Ok(uri);
+    };
+    let Ok(mut url) = url::Url::parse(&uri) else {
+        return Ok(uri);
+    };
+    if !url.scheme().starts_with("postgres") {
+        return Ok(uri);
+    }
+    url.set_password(Some(password.expose()))
+        .map_err(|()| SinkError::Config {
+            setting: "catalog.password".into(),
+            problem: "cannot be combined with this catalog.uri".into(),
+            fix: "give the URI as postgres://user@host:port/database".into(),
+        })?;
+    Ok(url.to_string())
+}
+
+/// An error whose text cannot carry a configured secret (drivers sometimes echo the
+/// connection string).
+fn without_secrets(error: iceberg::Error, config: &PlatformConfig) -> iceberg::Error {
+    let text = error.to_string();
+    let secrets = [
+        config.catalog.password.as_ref(),
+        config.catalog.credential.as_ref(),
+        config.catalog.token.as_ref(),
+    ];
+    let mut cleaned = text.clone();
+    for secret in secrets.into_iter().flatten() {
+        if !secret.expose().is_empty() {
+            cleaned = cleaned.replace(secret.expose().as_str(), "[redacted]");
+        }
+    }
+    if let Some(pass) = url::Url::parse(&config.catalog.uri)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
+        cleaned = cleaned.replace(&pass, "[redacted]");
+    }
+    if cleaned == text {
+        return error;
+    }
+    iceberg::Error::new(error.kind(), cleaned).with_retryable(error.retryable())
 }
 
 /// sqlx wants `mode=rwc` to create a SQLite file, and its folder must exist.
@@ -72,9 +221,13 @@ fn sql_uri(uri: &str) -> Result<(String, SqlBindStyle), SinkError> {
     if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
         return Ok((uri.to_string(), SqlBindStyle::DollarNumeric));
     }
-    Err(SinkError::Unsupported {
-        what: format!("catalog URI `{}`", redact_uri(uri)),
-        fix: "use sqlite://path/catalog.db or postgres://host/db".into(),
+    Err(SinkError::Config {
+        setting: "catalog.uri".into(),
+        problem: format!(
+            "`{}` is not a SQL catalog URI",
+            redact_uri(uri)
+        ),
+        fix: "use sqlite://path/catalog.db or postgres://user@host:5432/database (or catalog.type: rest with an http(s) URL)".into(),
     })
 }
 
@@ -104,32 +257,32 @@ fn absolute(path: &str) -> Result<PathBuf, SinkError> {
 }
 
 fn warehouse_uri(warehouse: &str) -> Result<String, SinkError> {
+    if warehouse.contains("://") && !warehouse.starts_with("file://") {
+        return Ok(warehouse.trim_end_matches('/').to_string());
+    }
     Ok(format!("file://{}", absolute(warehouse)?.display()))
 }
 
-/// Where a table lives. With a local warehouse, `s3://bucket/key` becomes
-/// `<warehouse>/bucket/key`; `file://` and absolute paths are used as they are.
+/// Where a table lives. On object storage (see [`PlatformConfig::uses_object_storage`]) a
+/// port's `s3://…` location is used as it is and a relative one is placed under the warehouse.
+/// In the embedded default, `s3://bucket/key` becomes `<warehouse>/bucket/key`. `file://` and
+/// absolute paths are used as they are.
 pub fn table_location(config: &PlatformConfig, location: &str) -> Result<String, SinkError> {
     if location.starts_with("file://") || location.starts_with('/') {
         return Ok(format!("file://{}", absolute(location)?.display()));
     }
-    if let Some((scheme, rest)) = location.split_once("://") {
-        if config.warehouse_is_local() {
-            let base = absolute(&config.warehouse)?;
-            return Ok(format!(
-                "file://{}",
-                base.join(rest.trim_start_matches('/')).display()
-            ));
+    if let Some((_, rest)) = location.split_once("://") {
+        if config.uses_object_storage() {
+            return Ok(location.trim_end_matches('/').to_string());
         }
-        return Err(SinkError::Unsupported {
-            what: format!("{scheme}:// table locations"),
-            fix: "use a local warehouse until object storage lands".into(),
-        });
+        let base = absolute(&config.warehouse)?;
+        return Ok(format!(
+            "file://{}",
+            base.join(rest.trim_start_matches('/')).display()
+        ));
     }
-    Ok(format!(
-        "file://{}",
-        absolute(&config.warehouse)?.join(location).display()
-    ))
+    let base = warehouse_uri(&config.warehouse)?;
+    Ok(format!("{base}/{}", location.trim_start_matches('/')))
 }
 
 #[cfg(test)]
@@ -147,6 +300,22 @@ mod tests {
             "file:///var/lib/meshd/warehouse/data-mesh/payments/transactions/v1"
         );
         assert_eq!(table_location(&config, "/tmp/t").unwrap(), "file:///tmp/t");
+    }
+
+    #[test]
+    fn object_storage_locations_are_used_as_they_are() {
+        let config = PlatformConfig {
+            warehouse: "s3://lake/warehouse/".into(),
+            ..PlatformConfig::default()
+        };
+        assert_eq!(
+            table_location(&config, "s3://data-mesh/payments/transactions/v1/").unwrap(),
+            "s3://data-mesh/payments/transactions/v1"
+        );
+        assert_eq!(
+            table_location(&config, "payments/t").unwrap(),
+            "s3://lake/warehouse/payments/t"
+        );
     }
 
     #[test]

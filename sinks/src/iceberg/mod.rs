@@ -2,12 +2,15 @@
 
 mod catalog;
 pub mod evolution;
+pub mod object_storage;
 pub mod offsets;
 pub mod orphans;
 mod table;
 mod writer;
 
-pub use catalog::{open_catalog, redact_uri, table_location};
+pub use catalog::{
+    open_catalog, probe_location, redact_uri, storage, storage_factory, table_location,
+};
 pub use offsets::Offsets;
 pub use table::{CommitOutcome, OutputTable, RetryPolicy, TableSpec};
 pub use writer::{DataFiles, parquet_properties};

@@ -1,29 +1,33 @@
 //! Orphaned data files: Parquet files under a table's `data/` folder that no snapshot
 //! references. A worker that crashes, is revoked or fails to commit leaves the files it had
 //! written; the table never shows them, but they use storage until they are removed.
+//! Listing works the same on a local warehouse and on object storage.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use iceberg::table::Table;
 
+use super::object_storage::ObjectStorage;
 use crate::SinkError;
 
 /// A data file no snapshot references.
 #[derive(Debug, Clone)]
 pub struct Orphan {
-    /// Local path of the file.
-    pub path: PathBuf,
+    /// Where it is: `file:///…` or `s3://bucket/key`.
+    pub location: String,
     /// Size in bytes.
     pub bytes: u64,
     /// Time since it was last written: recent files may belong to a commit in progress.
     pub age: Duration,
 }
 
-/// Data files under the table's location that no snapshot (current or older) references.
-/// Only local warehouses are listed; for object storage this returns `Unsupported`.
-pub async fn orphan_files(table: &Table) -> Result<Vec<Orphan>, SinkError> {
+/// Data files under the table's location that no snapshot (current or older) references, on
+/// a local warehouse or on object storage.
+pub async fn orphan_files(
+    table: &Table,
+    storage: &ObjectStorage,
+) -> Result<Vec<Orphan>, SinkError> {
     let name = table.identifier().to_string();
     let err = |action, source| SinkError::Table {
         table: name.clone(),
@@ -31,12 +35,6 @@ pub async fn orphan_files(table: &Table) -> Result<Vec<Orphan>, SinkError> {
         source,
     };
     let metadata = table.metadata();
-    let Some(root) = metadata.location().strip_prefix("file://") else {
-        return Err(SinkError::Unsupported {
-            what: format!("listing orphan files under {}", metadata.location()),
-            fix: "only local warehouses are listed; use your object store's lifecycle rules".into(),
-        });
-    };
     let mut referenced = HashSet::new();
     for snapshot in metadata.snapshots() {
         let list = table
@@ -50,37 +48,37 @@ pub async fn orphan_files(table: &Table) -> Result<Vec<Orphan>, SinkError> {
                 .await
                 .map_err(|e| err("reading a manifest", e))?;
             for entry in manifest.entries() {
-                let path = entry.data_file().file_path();
-                referenced.insert(path.strip_prefix("file://").unwrap_or(path).to_string());
+                referenced.insert(normalized(entry.data_file().file_path()));
             }
         }
     }
-    let now = SystemTime::now();
-    let mut orphans = Vec::new();
-    let mut folders = vec![Path::new(root).join("data")];
-    while let Some(folder) = folders.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                folders.push(path);
-            } else if !referenced.contains(path.to_string_lossy().as_ref()) {
-                let age = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .unwrap_or_default();
-                orphans.push(Orphan {
-                    path,
-                    bytes: meta.len(),
-                    age,
-                });
-            }
-        }
-    }
-    orphans.sort_by(|a, b| a.path.cmp(&b.path));
+    let data = format!("{}/data", metadata.location().trim_end_matches('/'));
+    let listed = storage
+        .list(&data)
+        .await
+        .map_err(|source| SinkError::Storage {
+            location: data.clone(),
+            action: "listing data files",
+            source,
+        })?;
+    let now = chrono::Utc::now();
+    let mut orphans: Vec<Orphan> = listed
+        .into_iter()
+        .filter(|f| !referenced.contains(&normalized(&f.location)))
+        .map(|f| Orphan {
+            age: (now - f.modified).to_std().unwrap_or_default(),
+            location: f.location,
+            bytes: f.bytes,
+        })
+        .collect();
+    orphans.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(orphans)
+}
+
+/// `file:///a` and `/a` name the same local file.
+fn normalized(location: &str) -> String {
+    location
+        .strip_prefix("file://")
+        .unwrap_or(location)
+        .to_string()
 }

@@ -94,7 +94,10 @@ impl OutputTable {
             .await
             .map_err(|e| err("checking the namespace", e))?;
         if !ns_exists {
-            match catalog.create_namespace(&namespace, HashMap::new()).await {
+            match catalog
+                .create_namespace(&namespace, namespace_properties(spec))
+                .await
+            {
                 Ok(_) => {}
                 // Another worker created it first (the SQL catalog reports that race as a
                 // unique-constraint error, not as NamespaceAlreadyExists).
@@ -291,6 +294,19 @@ impl OutputTable {
             }
         }
     }
+}
+
+/// A new namespace (the domain) says which domain it is and who owns it, for catalog
+/// browsers and the engines' `SHOW SCHEMAS`.
+fn namespace_properties(spec: &TableSpec) -> HashMap<String, String> {
+    [("domain", "datamesh.domain"), ("owner", "datamesh.owner")]
+        .into_iter()
+        .filter_map(|(key, from)| {
+            spec.properties
+                .get(from)
+                .map(|value| (key.to_string(), value.clone()))
+        })
+        .collect()
 }
 
 fn partition_spec(

@@ -1,0 +1,298 @@
+//! The shared platform's real servers, started by the tests on loopback: moto's S3 server and a
+//! PostgreSQL cluster of its own. A missing one fails in CI and skips (loudly) elsewhere.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{ChildGuard, free_port, on_path, poll, unavailable};
+
+/// The access key the tests give meshd and the readers; moto accepts any.
+pub const S3_ACCESS_KEY: &str = "meshd-test-key";
+/// The matching secret, which the secrets test looks for in logs and errors.
+pub const S3_SECRET_KEY: &str = "s3-secret-Vx9w2Lq";
+
+/// moto's S3 server (`moto_server` from the test venv) on a free loopback port.
+pub struct Moto {
+    /// `http://127.0.0.1:port`.
+    pub endpoint: String,
+    port: u16,
+    log: PathBuf,
+    child: Option<ChildGuard>,
+}
+
+impl Moto {
+    /// Starts moto, logging to `dir/moto.log`; None (outside CI) when it is not installed.
+    pub fn start(dir: &Path) -> Option<Self> {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+        if !binary.is_file() {
+            unavailable("moto's S3 server (.venv/bin/moto_server) was not found");
+            return None;
+        }
+        let port = free_port();
+        let mut moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            log: dir.join("moto.log"),
+            child: None,
+        };
+        moto.resume();
+        Some(moto)
+    }
+
+    /// Stops the server: the endpoint refuses connections until [`Moto::resume`]. moto keeps
+    /// its buckets in memory, so a stopped store comes back empty; fault tests use
+    /// [`Moto::stop`] only together with a restart that re-creates nothing, and check that meshd
+    /// re-writes what it needs.
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
+
+    /// Starts the server again on the same port.
+    pub fn resume(&mut self) {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(ChildGuard(child));
+        poll("moto to answer", Duration::from_secs(30), || {
+            self.request("GET", "/").map(|_| ())
+        });
+    }
+
+    /// Creates a bucket (moto takes unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        let status = self.request("PUT", &format!("/{bucket}"));
+        assert_eq!(status, Some(200), "creating bucket {bucket}");
+    }
+
+    /// Keys under `bucket/prefix`, as moto lists them.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let body = self
+            .get_body(&format!(
+                "/{bucket}?list-type=2&prefix={prefix}&max-keys=100000"
+            ))
+            .unwrap_or_default();
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|part| part.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The environment an AWS client needs for this store: the standard variables.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+
+    fn request(&self, method: &str, path: &str) -> Option<u16> {
+        let response = self.raw(method, path)?;
+        response.split(' ').nth(1)?.parse().ok()
+    }
+
+    fn get_body(&self, path: &str) -> Option<String> {
+        let response = self.raw("GET", path)?;
+        Some(response.split_once("\r\n\r\n")?.1.to_string())
+    }
+
+    fn raw(&self, method: &str, path: &str) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    }
+}
+
+/// The catalog database's password, which the secrets test looks for in logs and errors.
+pub const PG_PASSWORD: &str = "pg-secret-Qm4t8Zr";
+
+/// A PostgreSQL cluster of the test's own (Debian's server binaries, run as the `postgres`
+/// user, which it requires), with password authentication over TCP on a free loopback port.
+pub struct Postgres {
+    /// `127.0.0.1:port`.
+    pub address: String,
+    port: u16,
+    data: PathBuf,
+    postgres: PathBuf,
+    ids: (u32, u32),
+    log: PathBuf,
+    child: Option<ChildGuard>,
+}
+
+impl Postgres {
+    /// Initialises a cluster under `dir/pg` and starts it; None (outside CI) without PostgreSQL.
+    pub fn start(dir: &Path) -> Option<Self> {
+        let Some(bin) = server_binaries() else {
+            unavailable("PostgreSQL's server (initdb, postgres) was not found");
+            return None;
+        };
+        let Some(ids) = postgres_user() else {
+            unavailable("the `postgres` user (from Debian's postgresql package) does not exist");
+            return None;
+        };
+        let data = dir.join("pg");
+        std::fs::create_dir_all(&data).unwrap();
+        let pwfile = dir.join("pg-password");
+        std::fs::write(&pwfile, PG_PASSWORD).unwrap();
+        for path in [&data, &pwfile, dir] {
+            std::os::unix::fs::chown(path, Some(ids.0), Some(ids.1)).unwrap();
+        }
+        let out = Command::new(bin.join("initdb"))
+            .args(["-D", &data.display().to_string(), "-U", "meshd"])
+            .args(["--auth-host=scram-sha-256", "--auth-local=trust"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .uid(ids.0)
+            .gid(ids.1)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut pg = Self {
+            address: format!("127.0.0.1:{port}"),
+            port,
+            data,
+            postgres: bin.join("postgres"),
+            ids,
+            log: dir.join("postgres.log"),
+            child: None,
+        };
+        pg.resume();
+        Some(pg)
+    }
+
+    /// `postgres://meshd@127.0.0.1:port/<database>` (the password comes separately).
+    pub fn uri(&self, database: &str) -> String {
+        format!("postgres://meshd@{}/{database}", self.address)
+    }
+
+    /// The same with the password in it, as pyiceberg's SqlCatalog wants it.
+    pub fn uri_with_password(&self, database: &str) -> String {
+        format!(
+            "postgresql://meshd:{PG_PASSWORD}@{}/{database}",
+            self.address
+        )
+    }
+
+    /// Creates a database (each test's catalog is a database of its own).
+    pub fn create_database(&self, name: &str) {
+        let socket_dir = self.data.display().to_string();
+        let out = Command::new(self.postgres.with_file_name("createdb"))
+            .args([
+                "-h",
+                &socket_dir,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "meshd",
+                name,
+            ])
+            .uid(self.ids.0)
+            .gid(self.ids.1)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "createdb {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (SIGKILL of the postmaster: a crash, as a lost VM would be).
+    pub fn stop(&mut self) {
+        self.child = None;
+        // The postmaster is gone; its backends exit when they notice. Wait until the port is free.
+        poll("PostgreSQL to stop", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&self.address)
+                .is_err()
+                .then_some(())
+        });
+    }
+
+    /// Starts the server again on the same data and port (crash recovery runs first).
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(&self.postgres)
+            .args(["-D", &self.data.display().to_string()])
+            .args(["-p", &self.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args([
+                "-c",
+                &format!("unix_socket_directories={}", self.data.display()),
+            ])
+            .uid(self.ids.0)
+            .gid(self.ids.1)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(ChildGuard(child));
+        poll(
+            "PostgreSQL to accept connections",
+            Duration::from_secs(60),
+            || {
+                let out = Command::new(self.postgres.with_file_name("pg_isready"))
+                    .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                    .output()
+                    .ok()?;
+                out.status.success().then_some(())
+            },
+        );
+    }
+}
+
+/// Debian installs the server under /usr/lib/postgresql/<version>/bin, off the PATH.
+fn server_binaries() -> Option<PathBuf> {
+    if let Some(initdb) = on_path("initdb") {
+        let resolved = std::fs::canonicalize(initdb).ok()?;
+        return resolved.parent().map(Path::to_path_buf);
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn postgres_user() -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
