@@ -13,8 +13,9 @@
 //! `target/meshd-bench/end_to_end.json` (`benches/plot.py` turns it into a PNG).
 //! `MESHD_BENCH_RECORDS` (default 1,000,000), `MESHD_BENCH_BROKERS=tansu` (or `mock`: librdkafka's
 //! mock cluster stops serving a partition after some 20,000–60,000 records, so it only suits
-//! small runs), `MESHD_BENCH_FORMATS=json,avro`. Under `cargo test` it runs once on 2,000
-//! records against the mock cluster.
+//! small runs), `MESHD_BENCH_FORMATS=json,avro`, `MESHD_BENCH_STORES=local,s3` (`s3`: the
+//! table on moto's S3 server with the catalog on PostgreSQL, both on loopback). Under `cargo
+//! test` it runs once on 2,000 records against the mock cluster.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -211,8 +212,51 @@ fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duratio
     (pipeline, started.elapsed())
 }
 
-/// A meshd process for one product reading `topic` in `format`.
-fn start_meshd(dir: &Path, bootstrap: &str, topic: &str, format: &str) -> support::Meshd {
+/// Where the table goes: the embedded default, or PostgreSQL + S3 (moto) on loopback.
+enum Store {
+    Local,
+    Shared(support::services::Moto, support::services::Postgres),
+}
+
+impl Store {
+    fn start(name: &str, dir: &Path) -> Self {
+        if name != "s3" {
+            return Self::Local;
+        }
+        let moto = support::services::Moto::start(dir).expect("moto for the s3 store");
+        let pg = support::services::Postgres::start(dir).expect("PostgreSQL for the s3 store");
+        pg.create_database("bench");
+        moto.create_bucket("data-mesh");
+        Self::Shared(moto, pg)
+    }
+
+    /// meshd.yaml lines that replace the embedded catalog and warehouse.
+    fn platform_lines(&self, dir: &Path) -> String {
+        match self {
+            Self::Local => format!(
+                "catalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\n",
+                d = dir.display()
+            ),
+            Self::Shared(moto, pg) => format!(
+                "catalog:\n  uri: {}\n  password: {}\nwarehouse: s3://data-mesh/warehouse\nstorage:\n  endpoint: {}\n  access_key_id: {}\n  secret_access_key: {}\n  region: us-east-1\n",
+                pg.uri("bench"),
+                support::services::PG_PASSWORD,
+                moto.endpoint,
+                support::services::S3_ACCESS_KEY,
+                support::services::S3_SECRET_KEY,
+            ),
+        }
+    }
+}
+
+/// A meshd process for one product reading `topic` in `format`, its table on `store`.
+fn start_meshd(
+    dir: &Path,
+    bootstrap: &str,
+    topic: &str,
+    format: &str,
+    store: &Store,
+) -> support::Meshd {
     let descriptor = support::example_product(
         dir,
         topic,
@@ -225,13 +269,17 @@ fn start_meshd(dir: &Path, bootstrap: &str, topic: &str, format: &str) -> suppor
         ],
     );
     std::fs::write(dir.join("masking.key"), "bench-key").unwrap();
-    let (config, listen) = support::meshd_config(
-        dir,
-        "meshd",
-        bootstrap,
-        &["session.timeout.ms: \"6000\""],
-        &format!("masking:\n  keyFile: {}/masking.key\n", dir.display()),
-    );
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let config = dir.join("meshd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n{}metrics:\n  listen: {listen}\nmasking:\n  keyFile: {}/masking.key\n",
+            store.platform_lines(dir),
+            dir.display()
+        ),
+    )
+    .unwrap();
     support::Meshd::start(&config, &[&descriptor], &listen, dir.join("meshd.log"))
 }
 
@@ -267,12 +315,13 @@ async fn freshness(
     format: &str,
     rate: u64,
     seconds: u64,
+    store: &Store,
 ) -> (f64, f64) {
     let topic = format!("bench-fresh-{format}");
     broker.create_topic(&topic).await;
     let dir = dir.join("fresh");
     std::fs::create_dir_all(&dir).unwrap();
-    let meshd = start_meshd(&dir, &broker.bootstrap(), &topic, format);
+    let meshd = start_meshd(&dir, &broker.bootstrap(), &topic, format, store);
     // Wait for the worker to be assigned before the clock starts.
     support::poll(
         "the freshness worker to be ready",
@@ -358,8 +407,15 @@ async fn freshness(
     (at(0.5), at(0.99))
 }
 
-async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool) -> Value {
+async fn run_config(
+    broker_name: &str,
+    format: &str,
+    store_name: &str,
+    records: usize,
+    quick: bool,
+) -> Value {
     let dir = support::test_dir();
+    let store = Store::start(store_name, dir.path());
     let broker = match broker_name {
         "mock" => Broker::Mock(MockCluster::new(1).unwrap()),
         _ => Broker::Tansu(
@@ -387,7 +443,7 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
     let (consume, consume_cpu) = consume_limit(&bootstrap, &topic, records);
     let consume = consume.as_secs_f64();
     let (pipeline, encode) = pipeline_and_encode(format, &payloads);
-    let meshd = start_meshd(dir.path(), &bootstrap, &topic, format);
+    let meshd = start_meshd(dir.path(), &bootstrap, &topic, format, &store);
     let (seconds, cpu, rss) = meshd_backlog(&meshd, records);
     drop(meshd);
     let meshd_mbps = mb(bytes) / seconds;
@@ -402,11 +458,13 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
         format,
         rate,
         if quick { 2 } else { 15 },
+        &store,
     )
     .await;
     json!({
         "broker": broker_name,
         "format": format,
+        "store": store_name,
         "records": records,
         "input_mb": mb(bytes),
         "record_bytes": bytes as f64 / records as f64,
@@ -436,9 +494,10 @@ async fn run_config(broker_name: &str, format: &str, records: usize, quick: bool
 
 fn print_table(results: &[Value]) {
     println!(
-        "\n{:<6} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "\n{:<6} {:<5} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
         "broker",
         "fmt",
+        "store",
         "records",
         "meshd",
         "MB/s/core",
@@ -456,9 +515,10 @@ fn print_table(results: &[Value]) {
     for r in results {
         let m = &r["meshd"];
         println!(
-            "{:<6} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:<5} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             r["broker"].as_str().unwrap_or(""),
             r["format"].as_str().unwrap_or(""),
+            r["store"].as_str().unwrap_or(""),
             r["records"],
             m["mb_per_s"].as_f64().unwrap_or(0.0),
             m["mb_per_s_per_core"].as_f64().unwrap_or(0.0),
@@ -489,6 +549,8 @@ fn main() {
     };
     let brokers = setting("MESHD_BENCH_BROKERS", if quick { "mock" } else { "tansu" });
     let formats = setting("MESHD_BENCH_FORMATS", "json,avro");
+    // The embedded default and the shared platform (PostgreSQL + S3 on loopback), same run.
+    let stores = setting("MESHD_BENCH_STORES", "local,s3");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -497,10 +559,12 @@ fn main() {
     let mut results = Vec::new();
     for broker in brokers.split(',') {
         for format in formats.split(',') {
-            eprintln!("end_to_end: {broker} {format}, {records} records");
-            let result = runtime.block_on(run_config(broker, format, records, quick));
-            eprintln!("{result}");
-            results.push(result);
+            for store in stores.split(',') {
+                eprintln!("end_to_end: {broker} {format} {store}, {records} records");
+                let result = runtime.block_on(run_config(broker, format, store, records, quick));
+                eprintln!("{result}");
+                results.push(result);
+            }
         }
     }
     print_table(&results);

@@ -18,7 +18,7 @@ def main():
     source = sys.argv[1] if len(sys.argv) > 1 else "target/meshd-bench/end_to_end.json"
     out = sys.argv[2] if len(sys.argv) > 2 else "docs/end_to_end.png"
     results = json.load(open(source))["results"]
-    labels = [f"{r['broker']}\n{r['format']}" for r in results]
+    labels = [f"{r['broker']}\n{r['format']}\n{r.get('store', 'local')}" for r in results]
     x = range(len(results))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
 

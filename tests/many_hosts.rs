@@ -89,6 +89,48 @@ async fn three_hosts_sharing_kafka_postgres_and_s3_run_one_product_exactly_once(
         .iter()
         .map(|name| host(root, name, &tansu, &pg))
         .collect();
+
+    // Provisioning on the empty platform: a missing bucket is refused with its name, then the
+    // namespace, table and dead-letter topic are created and the location proven writable.
+    let provision = |descriptor: &Path| {
+        let mut env = moto.aws_env();
+        env.push(("MESHD_CATALOG_PASSWORD", PG_PASSWORD.to_string()));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
+            .args([
+                "provision",
+                "--config",
+                &hosts[0].config.display().to_string(),
+            ])
+            .arg(descriptor)
+            .current_dir(&hosts[0].dir)
+            .envs(env)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let elsewhere = support::example_product(
+        &root.join("elsewhere"),
+        TOPIC,
+        &[(
+            "location: s3://data-mesh/payments/transactions/v1",
+            "location: s3://no-such-bucket/payments/transactions/v1",
+        )],
+    );
+    let (ok, text) = provision(&elsewhere);
+    assert!(
+        !ok && text.contains("no such bucket") && text.contains("no-such-bucket"),
+        "{text}"
+    );
+    let (ok, text) = provision(&descriptor);
+    assert!(
+        ok && text.contains("is writable") && text.contains("dead-letter topics ready"),
+        "{text}"
+    );
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 2500, BAD_EVERY);
     let mut a = start(&hosts[0], root, &descriptor, &moto);
     until_consuming(&a, "host A");

@@ -310,6 +310,21 @@ async fn bad_storage_and_catalog_settings_are_clear_errors_without_secrets() {
         "{text}"
     );
 
+    // Refused: the store answers 403 AccessDenied (a bucket policy, a revoked key).
+    let proxy = support::services::FaultProxy::start(&moto.endpoint);
+    proxy.set(support::services::Fault::Forbidden);
+    let mut refused = good.clone();
+    refused.storage.insert(
+        "endpoint".into(),
+        meshd_config::Sensitive::new(proxy.endpoint.clone()),
+    );
+    let err = probe_location(&refused, "s3://lake/t").await.unwrap_err();
+    let text = show(&err);
+    assert!(
+        text.contains("access denied") && text.contains("s3://lake/t"),
+        "{text}"
+    );
+
     // The endpoint down.
     let mut down = good.clone();
     let closed = format!("http://127.0.0.1:{}", support::free_port());

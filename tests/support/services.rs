@@ -296,3 +296,139 @@ fn postgres_user() -> Option<(u32, u32)> {
     };
     Some((id("-u")?, id("-g")?))
 }
+
+/// What a [`FaultProxy`] does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Pass every byte through to the real server.
+    None,
+    /// The endpoint is down: the port refuses connections, open ones are cut.
+    Down,
+    /// The endpoint answers every request with HTTP 403 and S3's `AccessDenied` error, as a
+    /// store does when a bucket policy or a revoked key refuses the caller.
+    Forbidden,
+}
+
+/// A TCP proxy in front of a real server (moto), to inject network faults the server cannot
+/// produce on its own: the endpoint unreachable while its data survives, or refusing access.
+/// It never answers a request itself except with the 403 of [`Fault::Forbidden`].
+pub struct FaultProxy {
+    /// `http://127.0.0.1:port`, the address meshd is given.
+    pub endpoint: String,
+    fault: std::sync::Arc<std::sync::Mutex<Fault>>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl FaultProxy {
+    /// Starts forwarding a free loopback port to `upstream` (`http://127.0.0.1:port`).
+    pub fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let port = free_port();
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(Fault::None));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let proxy = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            fault: fault.clone(),
+            open: open.clone(),
+        };
+        std::thread::spawn(move || {
+            loop {
+                if *fault.lock().unwrap() == Fault::Down {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+                listener.set_nonblocking(true).unwrap();
+                while *fault.lock().unwrap() != Fault::Down {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            client.set_nonblocking(false).unwrap();
+                            let mode = *fault.lock().unwrap();
+                            serve(client, &upstream, mode, &open);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+        });
+        poll("the fault proxy to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+        proxy
+    }
+
+    /// Switches the fault; connections open at the time are cut.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn serve(
+    client: std::net::TcpStream,
+    upstream: &str,
+    mode: Fault,
+    open: &std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+) {
+    if mode == Fault::Forbidden {
+        std::thread::spawn(move || forbid(client));
+        return;
+    }
+    let Ok(server) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    {
+        let mut open = open.lock().unwrap();
+        open.push(client.try_clone().unwrap());
+        open.push(server.try_clone().unwrap());
+    }
+    let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    };
+    pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+    pipe(server, client);
+}
+
+/// Reads requests (headers and any body) and answers each with S3's AccessDenied.
+fn forbid(mut client: std::net::TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match client.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buffer.len() < end + 4 + length {
+            match client.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..end + 4 + length);
+        let response = format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if client.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}

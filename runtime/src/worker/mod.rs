@@ -209,6 +209,11 @@ impl Worker {
             }
         }
         let spec = provision::table_spec(&ctx.platform, product, 0)?;
+        if ctx.platform.uses_object_storage() {
+            // A missing bucket or refused credentials fail this product now, with the fix in
+            // the message, instead of at its first commit.
+            meshd_sinks::iceberg::probe_location(&ctx.platform, &spec.location).await?;
+        }
         if port.location.contains("://") && !ctx.platform.uses_object_storage() {
             tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
         }
@@ -628,7 +633,14 @@ impl Worker {
         }
         if self.pending.closed.is_none() {
             let files = match self.pending.files.take() {
-                Some(f) => f.close().await?,
+                Some(f) => f.close().await.inspect_err(|_| {
+                    // Completing the data files is the commit's first step: on object storage
+                    // it is where an unreachable or refusing store shows.
+                    ctx.metrics
+                        .commits
+                        .with_label_values(&[&self.product, &self.port_label, "failed"])
+                        .inc();
+                })?,
                 None => Vec::new(),
             };
             self.pending.closed = Some((files, uuid::Uuid::new_v4().to_string()));
