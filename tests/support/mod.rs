@@ -64,7 +64,8 @@ impl Drop for ChildGuard {
     }
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+/// The first `name` on PATH.
+pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -99,19 +100,22 @@ impl Tansu {
     }
 
     fn start_with(log_dir: &Path, storage: &str) -> Option<Self> {
+        // Nisshi is Tansu renamed, with a rewritten group coordinator; either serves the tests.
         let Some(binary) = std::env::var_os("TANSU")
             .map(PathBuf::from)
+            .or_else(|| on_path("nisshi"))
             .or_else(|| on_path("tansu"))
         else {
             unavailable(
-                "the Tansu broker is not on PATH (cargo install tansu --features dynostore,libsql)",
+                "the Nisshi (or Tansu) broker is not on PATH (cargo install nisshi --no-default-features --features dynostore,libsql)",
             );
             return None;
         };
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::File::create(log_dir.join("tansu.log")).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(&binary);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -119,7 +123,13 @@ impl Tansu {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", storage])
+            .args(["--storage-engine", storage]);
+        if binary.file_name().is_some_and(|n| n == "nisshi") {
+            // Nisshi waits 3 s by default before forming a new group, as Kafka's
+            // group.initial.rebalance.delay.ms does; the tests start members one by one.
+            command.args(["--group-initial-rebalance-delay", "0s"]);
+        }
+        let child = command
             // The SQLite engine's path is relative to the working directory.
             .current_dir(log_dir)
             // TANSU_LOG from the test's environment wins, for debugging (e.g. `info`).

@@ -375,6 +375,7 @@ fn serve(
     open: &std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 ) {
     if mode == Fault::Forbidden {
+        open.lock().unwrap().push(client.try_clone().unwrap());
         std::thread::spawn(move || forbid(client));
         return;
     }

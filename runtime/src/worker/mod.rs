@@ -633,14 +633,24 @@ impl Worker {
         }
         if self.pending.closed.is_none() {
             let files = match self.pending.files.take() {
-                Some(f) => f.close().await.inspect_err(|_| {
-                    // Completing the data files is the commit's first step: on object storage
-                    // it is where an unreachable or refusing store shows.
-                    ctx.metrics
-                        .commits
-                        .with_label_values(&[&self.product, &self.port_label, "failed"])
-                        .inc();
-                })?,
+                Some(f) => match f.close().await {
+                    Ok(files) => files,
+                    Err(e) => {
+                        // Completing the data files is the commit's first step; on object
+                        // storage it is where an unreachable or refusing store shows. The
+                        // files are gone with the writer: committing the offsets without them
+                        // would lose their rows, so drop what is buffered and re-read it from
+                        // the table's offsets.
+                        ctx.metrics
+                            .commits
+                            .with_label_values(&[&self.product, &self.port_label, "failed"])
+                            .inc();
+                        tracing::warn!(product = %self.product, error = %e, "Completing the data files failed; dropping uncommitted data and re-reading it from the table's offsets.");
+                        self.drop_pending("completing the data files failed");
+                        self.resync = true;
+                        return Err(e);
+                    }
+                },
                 None => Vec::new(),
             };
             self.pending.closed = Some((files, uuid::Uuid::new_v4().to_string()));

@@ -144,6 +144,18 @@ impl OutputTable {
                         .await
                         .map_err(|e| err("loading the table", e))?
                 }
+                Err(e) if e.to_string().contains("outside") => {
+                    // REST catalogs that vend storage access (Polaris, rustberg, …) place
+                    // tables inside their warehouse only.
+                    return Err(SinkError::Config {
+                        setting: "spec.outputPorts[].location".into(),
+                        problem: format!(
+                            "`{}` was refused by the catalog: {e}",
+                            spec.location
+                        ),
+                        fix: "with a REST catalog, put the location inside the catalog's warehouse (usually <warehouse>/<namespace>/<table>)".into(),
+                    });
+                }
                 Err(e) => return Err(err("creating the table", e)),
             }
         };
@@ -182,9 +194,7 @@ impl OutputTable {
     }
 
     async fn reload(&mut self) -> Result<(), SinkError> {
-        self.table = self
-            .catalog
-            .load_table(&self.ident)
+        self.table = bounded("loading the table", self.catalog.load_table(&self.ident))
             .await
             .map_err(|source| SinkError::Table {
                 table: self.ident.to_string(),
@@ -273,7 +283,7 @@ impl OutputTable {
             action: "preparing the append",
             source,
         })?;
-        match tx.commit(self.catalog.as_ref()).await {
+        match bounded("committing", tx.commit(self.catalog.as_ref())).await {
             Ok(table) => {
                 self.table = table;
                 Ok(CommitOutcome::Committed)
@@ -294,6 +304,31 @@ impl OutputTable {
             }
         }
     }
+}
+
+/// How long one catalog call may take. Without a bound, a catalog that stops answering (a
+/// PostgreSQL server gone without closing its connections waits out sqlx's 30 s pool timeout
+/// per attempt; a REST server that hangs, forever) keeps the worker from reporting the outage
+/// on `/readyz`. A commit cut off here has an unknown outcome, which the next attempt resolves by
+/// looking for its commit id.
+pub const CATALOG_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bounded<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, iceberg::Error>>,
+) -> Result<T, iceberg::Error> {
+    tokio::time::timeout(CATALOG_CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(iceberg::Error::new(
+                ErrorKind::Unexpected,
+                format!(
+                    "{what}: the catalog did not answer within {}s (is it reachable?)",
+                    CATALOG_CALL_TIMEOUT.as_secs()
+                ),
+            )
+            .with_retryable(true))
+        })
 }
 
 /// A new namespace (the domain) says which domain it is and who owns it, for catalog
