@@ -322,8 +322,11 @@ async fn every_malformed_record_is_dead_lettered_with_its_reason() {
     let Some(tansu) = Tansu::start(dir.path()) else {
         return;
     };
-    tansu.create_topic(JSON_TOPIC, 2).await;
-    tansu.create_topic(AVRO_TOPIC, 2).await;
+    // Oversized records are part of the corpus: the topics take them, as a Kafka topic with a
+    // raised `max.message.bytes` does (Nisshi enforces the 1 MB default, as Kafka does).
+    let big = [("max.message.bytes", "4000000")];
+    tansu.create_topic_with(JSON_TOPIC, 2, &big).await;
+    tansu.create_topic_with(AVRO_TOPIC, 2, &big).await;
     let descriptor = support::example_product(
         dir.path(),
         JSON_TOPIC,

@@ -128,6 +128,7 @@ async fn a_rest_catalog_restart_loses_nothing_and_other_engines_read_the_table()
         return;
     };
     moto.create_bucket("lake");
+    moto.create_bucket("data-mesh");
     let Some(mut rest) = Rustberg::start(root, &moto) else {
         return;
     };

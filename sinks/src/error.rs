@@ -6,7 +6,7 @@
 pub enum SinkError {
     /// The catalog could not be opened.
     #[error(
-        "cannot open the {kind} catalog at {uri}: {source} (check catalog.uri and that the database is reachable)"
+        "cannot open the {kind} catalog at {uri}: {source} (check catalog.uri, the credentials, and that the catalog is reachable)"
     )]
     CatalogOpen {
         /// `sql` or `rest`.
