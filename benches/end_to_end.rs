@@ -215,7 +215,7 @@ fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duratio
 /// Where the table goes: the embedded default, or PostgreSQL + S3 (moto) on loopback.
 enum Store {
     Local,
-    Shared(support::services::Moto, support::services::Postgres),
+    Shared(Box<(support::services::Moto, support::services::Postgres)>),
 }
 
 impl Store {
@@ -227,7 +227,7 @@ impl Store {
         let pg = support::services::Postgres::start(dir).expect("PostgreSQL for the s3 store");
         pg.create_database("bench");
         moto.create_bucket("data-mesh");
-        Self::Shared(moto, pg)
+        Self::Shared(Box::new((moto, pg)))
     }
 
     /// meshd.yaml lines that replace the embedded catalog and warehouse.
@@ -237,14 +237,17 @@ impl Store {
                 "catalog:\n  uri: sqlite://{d}/catalog.db\nwarehouse: {d}/warehouse\n",
                 d = dir.display()
             ),
-            Self::Shared(moto, pg) => format!(
-                "catalog:\n  uri: {}\n  password: {}\nwarehouse: s3://data-mesh/warehouse\nstorage:\n  endpoint: {}\n  access_key_id: {}\n  secret_access_key: {}\n  region: us-east-1\n",
-                pg.uri("bench"),
-                support::services::PG_PASSWORD,
-                moto.endpoint,
-                support::services::S3_ACCESS_KEY,
-                support::services::S3_SECRET_KEY,
-            ),
+            Self::Shared(shared) => {
+                let (moto, pg) = shared.as_ref();
+                format!(
+                    "catalog:\n  uri: {}\n  password: {}\nwarehouse: s3://data-mesh/warehouse\nstorage:\n  endpoint: {}\n  access_key_id: {}\n  secret_access_key: {}\n  region: us-east-1\n",
+                    pg.uri("bench"),
+                    support::services::PG_PASSWORD,
+                    moto.endpoint,
+                    support::services::S3_ACCESS_KEY,
+                    support::services::S3_SECRET_KEY,
+                )
+            }
         }
     }
 }

@@ -95,23 +95,14 @@ async fn three_hosts_sharing_kafka_postgres_and_s3_run_one_product_exactly_once(
     let provision = |descriptor: &Path| {
         let mut env = moto.aws_env();
         env.push(("MESHD_CATALOG_PASSWORD", PG_PASSWORD.to_string()));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
-            .args([
-                "provision",
-                "--config",
-                &hosts[0].config.display().to_string(),
-            ])
-            .arg(descriptor)
-            .current_dir(&hosts[0].dir)
-            .envs(env)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let config = hosts[0].config.display().to_string();
+        let descriptor = descriptor.display().to_string();
+        let (code, text) = support::meshd_output_on_host(
+            &["provision", "--config", &config, &descriptor],
+            Some(&hosts[0].dir),
+            &env,
         );
-        (out.status.success(), text)
+        (code == Some(0), text)
     };
     let elsewhere = support::example_product(
         &root.join("elsewhere"),
@@ -160,18 +151,13 @@ async fn three_hosts_sharing_kafka_postgres_and_s3_run_one_product_exactly_once(
     let records = stream.stop().await;
 
     // The test process reads the catalog and bucket with the settings in a file of its own.
-    let reader = root.join("reader.yaml");
-    std::fs::write(
-        &reader,
-        format!(
-            "catalog:\n  uri: {uri}\n  password: {PG_PASSWORD}\nwarehouse: s3://lake/warehouse\nstorage:\n  endpoint: {endpoint}\n  access_key_id: {key}\n  secret_access_key: {secret}\n",
-            uri = pg.uri("mesh"),
-            endpoint = moto.endpoint,
-            key = support::services::S3_ACCESS_KEY,
-            secret = support::services::S3_SECRET_KEY,
-        ),
-    )
-    .unwrap();
+    let reader = support::services::shared_platform_yaml(
+        &root.join("reader.yaml"),
+        &pg,
+        "mesh",
+        &moto,
+        "s3://lake/warehouse",
+    );
     let (rows, letters) = support::assert_exactly_once(
         &reader,
         Some(&moto),

@@ -29,18 +29,13 @@ const BIG: u64 = 600_000;
 /// meshd.yaml for PostgreSQL + S3 with every setting in the file (`storage.*` keys), as the
 /// test process itself reads it.
 fn platform_yaml(dir: &Path, pg: &Postgres, moto: &Moto, database: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{database}.yaml"));
-    std::fs::write(
-        &path,
-        format!(
-            "catalog:\n  uri: {uri}\n  password: {PG_PASSWORD}\nwarehouse: s3://lake/warehouse\nstorage:\n  endpoint: {endpoint}\n  access_key_id: {key}\n  secret_access_key: {S3_SECRET_KEY}\n  region: us-east-1\n",
-            uri = pg.uri(database),
-            endpoint = moto.endpoint,
-            key = support::services::S3_ACCESS_KEY,
-        ),
+    support::services::shared_platform_yaml(
+        &dir.join(format!("{database}.yaml")),
+        pg,
+        database,
+        moto,
+        "s3://lake/warehouse",
     )
-    .unwrap();
-    path
 }
 
 fn schema() -> Schema {

@@ -135,16 +135,15 @@ fn storage_and_catalog_secrets_never_leak() {
         env.push(("MESHD_CATALOG_CREDENTIAL", CREDENTIAL.to_string()));
         env.push(("MESHD_CATALOG_TOKEN", TOKEN.to_string()));
         env.push(("MESHD_LOG", "debug".to_string()));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshd"))
-            .args(["plan", "--config", &path.display().to_string()])
-            .arg(&descriptor)
-            .envs(env)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let (code, text) = support::meshd_output_on_host(
+            &[
+                "plan",
+                "--config",
+                &path.display().to_string(),
+                &descriptor.display().to_string(),
+            ],
+            None,
+            &env,
         );
         for secret in [S3_SECRET_KEY, PG_PASSWORD, CREDENTIAL, TOKEN, "rest-SECRET"] {
             assert!(
@@ -152,7 +151,7 @@ fn storage_and_catalog_secrets_never_leak() {
                 "a secret in meshd's output:\n{text}"
             );
         }
-        (out.status.success(), text)
+        (code == Some(0), text)
     };
     let shared = format!(
         "catalog:\n  uri: {}\nwarehouse: s3://data-mesh/warehouse\n",

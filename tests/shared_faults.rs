@@ -128,18 +128,13 @@ async fn s3_down_s3_forbidden_and_postgres_restart_lose_nothing() {
     outage(&meshd, "PostgreSQL down", || pg.resume());
 
     let records = stream.stop().await;
-    let reader = root.join("reader.yaml");
-    std::fs::write(
-        &reader,
-        format!(
-            "catalog:\n  uri: {}\n  password: {PG_PASSWORD}\nwarehouse: s3://data-mesh/warehouse\nstorage:\n  endpoint: {}\n  access_key_id: {}\n  secret_access_key: {}\n",
-            pg.uri("faults"),
-            moto.endpoint,
-            support::services::S3_ACCESS_KEY,
-            support::services::S3_SECRET_KEY,
-        ),
-    )
-    .unwrap();
+    let reader = support::services::shared_platform_yaml(
+        &root.join("reader.yaml"),
+        &pg,
+        "faults",
+        &moto,
+        "s3://data-mesh/warehouse",
+    );
     let (rows, letters) = support::assert_exactly_once(
         &reader,
         Some(&moto),

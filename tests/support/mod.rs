@@ -537,8 +537,22 @@ pub fn sigterm(child: &Child) {
 
 /// Runs the meshd binary to completion: its exit code and its stdout and stderr together.
 pub fn meshd_output<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshd"))
+    meshd_output_on_host(args, None, &[])
+}
+
+/// The same in `workdir` with `env` added, as a host with its own folder and credentials runs it.
+pub fn meshd_output_on_host<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    workdir: Option<&Path>,
+    env: &[(&str, String)],
+) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshd"));
+    if let Some(workdir) = workdir {
+        command.current_dir(workdir);
+    }
+    let out = command
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let text = format!(

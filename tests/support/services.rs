@@ -273,6 +273,27 @@ impl Postgres {
     }
 }
 
+/// A meshd.yaml at `path` for the shared platform with every setting in the file (the catalog
+/// password and `storage.*` keys included), as the test process itself reads the table.
+pub fn shared_platform_yaml(
+    path: &Path,
+    pg: &Postgres,
+    database: &str,
+    moto: &Moto,
+    warehouse: &str,
+) -> PathBuf {
+    std::fs::write(
+        path,
+        format!(
+            "catalog:\n  uri: {uri}\n  password: {PG_PASSWORD}\nwarehouse: {warehouse}\nstorage:\n  endpoint: {endpoint}\n  access_key_id: {S3_ACCESS_KEY}\n  secret_access_key: {S3_SECRET_KEY}\n  region: us-east-1\n",
+            uri = pg.uri(database),
+            endpoint = moto.endpoint,
+        ),
+    )
+    .unwrap();
+    path.to_path_buf()
+}
+
 /// Debian installs the server under /usr/lib/postgresql/<version>/bin, off the PATH.
 fn server_binaries() -> Option<PathBuf> {
     if let Some(initdb) = on_path("initdb") {
