@@ -366,3 +366,88 @@ async fn bad_storage_and_catalog_settings_are_clear_errors_without_secrets() {
     let err = PlatformConfig::load(Some(&yaml), std::iter::empty()).unwrap_err();
     assert!(err.to_string().contains("catalog.type"), "{err}");
 }
+
+/// `meshd run` with two products on the shared platform, one of them placed in a bucket that
+/// does not exist: that product is marked failed on `/readyz` with the bucket named and the fix,
+/// while the process and the other product keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_whose_bucket_is_missing_fails_alone() {
+    let dir = support::test_dir();
+    let Some(tansu) = support::Tansu::start(dir.path()) else {
+        return;
+    };
+    tansu.create_topic("raw-good", 1).await;
+    let Some(moto) = Moto::start(dir.path()) else {
+        return;
+    };
+    let Some(pg) = Postgres::start(dir.path()) else {
+        return;
+    };
+    pg.create_database("two");
+    moto.create_bucket("data-mesh");
+    let good = support::example_product(&dir.path().join("good"), "raw-good", &[]);
+    let missing = support::example_product(
+        &dir.path().join("missing"),
+        "raw-missing",
+        &[
+            ("name: payment-transactions", "name: payment-refunds"),
+            (
+                "location: s3://data-mesh/payments/transactions/v1",
+                "location: s3://no-such-bucket/payments/refunds/v1",
+            ),
+        ],
+    );
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let config = dir.path().join("meshd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  bootstrap.servers: {}\ncatalog:\n  uri: {}\n  password: {PG_PASSWORD}\nwarehouse: s3://data-mesh/warehouse\nmetrics:\n  listen: {listen}\n",
+            tansu.bootstrap,
+            pg.uri("two"),
+        ),
+    )
+    .unwrap();
+    let mut env = moto.aws_env();
+    env.push(("MESHD_LOG", "info".to_string()));
+    let mut meshd = support::Meshd::start_on_host(
+        &config,
+        &[&good, &missing],
+        &listen,
+        dir.path().join("meshd.log"),
+        Some(dir.path()),
+        &env,
+    );
+    let body = support::poll(
+        "the product with the missing bucket to be marked failed",
+        std::time::Duration::from_secs(60),
+        || {
+            let (_, body) = meshd.readyz()?;
+            (body["products"]["payment-refunds"]["state"] == "failed").then_some(body)
+        },
+    );
+    let reason = body["products"]["payment-refunds"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("no such bucket") && reason.contains("no-such-bucket"),
+        "{body}"
+    );
+    support::poll(
+        "the other product to run and hold its partition",
+        std::time::Duration::from_secs(60),
+        || {
+            let (_, body) = meshd.readyz()?;
+            let good = &body["products"]["payment-transactions"];
+            (good["state"] == "running" && good["ready"] == true).then_some(())
+        },
+    );
+    assert!(
+        meshd.child.try_wait().unwrap().is_none(),
+        "the process keeps running"
+    );
+    for secret in [PG_PASSWORD, S3_SECRET_KEY] {
+        assert!(!meshd.log_text().contains(secret), "a secret in the log");
+    }
+    meshd.kill();
+}
