@@ -22,6 +22,7 @@ const WAREHOUSE: &str = "s3://lake/warehouse";
 /// rustberg on a free port with its catalog in `dir/rustberg/catalog.redb`, so that a restart
 /// keeps every table.
 struct Rustberg {
+    binary: PathBuf,
     uri: String,
     port: u16,
     config: PathBuf,
@@ -51,13 +52,13 @@ impl Rustberg {
         .unwrap();
         let port = free_port();
         let mut rustberg = Self {
+            binary,
             uri: format!("http://127.0.0.1:{port}"),
             port,
             config,
             log: dir.join("rustberg.log"),
             child: None,
         };
-        let _ = binary;
         rustberg.resume();
         Some(rustberg)
     }
@@ -68,7 +69,7 @@ impl Rustberg {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(support::on_path("rustberg").unwrap())
+        let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&self.config)
             .args([

@@ -19,12 +19,13 @@ pub struct Moto {
     /// `http://127.0.0.1:port`.
     pub endpoint: String,
     port: u16,
-    log: PathBuf,
-    child: Option<ChildGuard>,
+    _child: ChildGuard,
 }
 
 impl Moto {
     /// Starts moto, logging to `dir/moto.log`; None (outside CI) when it is not installed.
+    /// moto keeps buckets in memory: to take the endpoint away while keeping the data, put a
+    /// [`FaultProxy`] in front of it.
     pub fn start(dir: &Path) -> Option<Self> {
         let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
         if !binary.is_file() {
@@ -32,42 +33,22 @@ impl Moto {
             return None;
         }
         let port = free_port();
-        let mut moto = Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            port,
-            log: dir.join("moto.log"),
-            child: None,
-        };
-        moto.resume();
-        Some(moto)
-    }
-
-    /// Stops the server: the endpoint refuses connections until [`Moto::resume`]. moto keeps
-    /// its buckets in memory, so a stopped store comes back empty; fault tests use
-    /// [`Moto::stop`] only together with a restart that re-creates nothing, and check that meshd
-    /// re-writes what it needs.
-    pub fn stop(&mut self) {
-        self.child = None;
-    }
-
-    /// Starts the server again on the same port.
-    pub fn resume(&mut self) {
-        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+        let log = std::fs::File::create(dir.join("moto.log")).unwrap();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.child = Some(ChildGuard(child));
+        let moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            _child: ChildGuard(child),
+        };
         poll("moto to answer", Duration::from_secs(30), || {
-            self.request("GET", "/").map(|_| ())
+            moto.request("GET", "/").map(|_| ())
         });
+        Some(moto)
     }
 
     /// Creates a bucket (moto takes unsigned requests).

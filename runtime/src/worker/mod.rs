@@ -213,8 +213,7 @@ impl Worker {
             // A missing bucket or refused credentials fail this product now, with the fix in
             // the message, instead of at its first commit.
             meshd_sinks::iceberg::probe_location(&ctx.platform, &spec.location).await?;
-        }
-        if port.location.contains("://") && !ctx.platform.uses_object_storage() {
+        } else if port.location.contains("://") {
             tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
         }
         for change in provision::evolve_schema(ctx.catalog.as_ref(), &spec).await? {

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use iceberg::io::Storage;
 use iceberg::{Catalog, CatalogBuilder};
 use iceberg_catalog_rest::RestCatalogBuilder;
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 use meshd_config::{CatalogKind, PlatformConfig};
-
-use iceberg::io::Storage;
 
 use super::object_storage::{ObjectStorage, ObjectStorageFactory};
 use crate::SinkError;
@@ -91,25 +90,19 @@ async fn open_rest(
     for (name, value) in &catalog.headers {
         props.insert(format!("header.{name}"), value.expose().clone());
     }
+    let failed = |source| SinkError::CatalogOpen {
+        kind: "rest",
+        uri: redact_uri(&catalog.uri),
+        source: without_secrets(source, config),
+    };
     let opened = RestCatalogBuilder::default()
         .with_storage_factory(storage)
         .load(catalog.name.clone(), props)
         .await
-        .map_err(|source| SinkError::CatalogOpen {
-            kind: "rest",
-            uri: redact_uri(&catalog.uri),
-            source: without_secrets(source, config),
-        })?;
+        .map_err(failed)?;
     // The REST client fetches its config lazily: ask now, so a wrong URL or credential is an
     // error at start rather than at the first commit.
-    opened
-        .list_namespaces(None)
-        .await
-        .map_err(|source| SinkError::CatalogOpen {
-            kind: "rest",
-            uri: redact_uri(&catalog.uri),
-            source: without_secrets(source, config),
-        })?;
+    opened.list_namespaces(None).await.map_err(failed)?;
     Ok(Arc::new(opened))
 }
 
@@ -140,9 +133,7 @@ pub async fn probe_location(config: &PlatformConfig, location: &str) -> Result<(
 
 /// meshd's storage for tools that work on files directly (`meshd orphans`, the probe).
 pub fn storage(config: &PlatformConfig) -> Result<ObjectStorage, SinkError> {
-    Ok(ObjectStorage::new(
-        storage_factory(config)?.options().clone(),
-    ))
+    Ok(storage_factory(config)?.storage())
 }
 
 /// The PostgreSQL password from `catalog.password`, percent-encoded into the URI.

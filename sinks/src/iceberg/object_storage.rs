@@ -69,9 +69,9 @@ impl ObjectStorageFactory {
         Ok(Self { options })
     }
 
-    /// The `storage.*` keys it was built with.
-    pub fn options(&self) -> &BTreeMap<String, String> {
-        &self.options
+    /// A storage with only meshd's own keys, for tools that work on files directly.
+    pub fn storage(&self) -> ObjectStorage {
+        ObjectStorage::new(self.options.clone())
     }
 }
 
