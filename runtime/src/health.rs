@@ -2,17 +2,17 @@
 //! and has been assigned partitions; its JSON body says which product is not ready and why.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
-use crate::kafka::Assignment;
+use crate::worker::WorkerStatus;
 
 #[derive(Clone)]
 enum State {
     Starting,
-    Running(Arc<Assignment>),
+    Running(watch::Receiver<WorkerStatus>),
     Failed(String),
     Stopped,
 }
@@ -56,9 +56,9 @@ impl Health {
         self.set(product, State::Starting);
     }
 
-    /// The worker runs; readiness follows its partition assignment.
-    pub fn running(&self, product: &str, assignment: Arc<Assignment>) {
-        self.set(product, State::Running(assignment));
+    /// The worker runs; readiness follows the status it publishes.
+    pub fn running(&self, product: &str, status: watch::Receiver<WorkerStatus>) {
+        self.set(product, State::Running(status));
     }
 
     /// The worker failed; the reason is shown on `/readyz`.
@@ -86,27 +86,14 @@ impl Health {
                         state: "starting",
                         reason: Some("connecting to the catalog and Kafka".into()),
                     },
-                    State::Running(a) if a.sink_error.lock().is_ok_and(|e| e.is_some()) => {
+                    State::Running(status) => {
+                        let reason = status.borrow().not_ready_reason();
                         ProductStatus {
-                            ready: false,
+                            ready: reason.is_none(),
                             state: "running",
-                            reason: a.sink_error.lock().ok().and_then(|e| e.clone()).map(|e| {
-                                format!("commits are failing (catalog or warehouse): {e}")
-                            }),
+                            reason,
                         }
                     }
-                    State::Running(a) if a.has_assignment.load(Ordering::SeqCst) => ProductStatus {
-                        ready: true,
-                        state: "running",
-                        reason: None,
-                    },
-                    State::Running(_) => ProductStatus {
-                        ready: false,
-                        state: "running",
-                        reason: Some(
-                            "waiting for a partition assignment from the consumer group".into(),
-                        ),
-                    },
                     State::Failed(reason) => ProductStatus {
                         ready: false,
                         state: "failed",

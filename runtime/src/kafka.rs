@@ -1,16 +1,15 @@
-//! The Kafka input port. A worker's consumer is assigned partitions at the offsets recorded
-//! in its Iceberg table (the source of truth), falling back to the group's committed offsets
-//! and then to `earliest`. Kafka offsets are committed only after a table commit, for lag
-//! visibility. Consumer lag comes from librdkafka's statistics, without extra requests.
+//! The Kafka input port's client side. A worker's consumer joins its group with incremental
+//! (cooperative-sticky) rebalancing; the rebalance callback only records what librdkafka
+//! announced, and the worker loop assigns partitions at the offsets recorded in its Iceberg
+//! tables (the source of truth), falling back to the group's committed offsets and then to
+//! `earliest`. Kafka offsets are committed only after a table commit, for lag visibility.
+//! Consumer lag comes from librdkafka's statistics, without extra requests.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iceberg::{Catalog, TableIdent};
 use meshd_config::PlatformConfig;
-use meshd_sinks::iceberg::offsets::{self, Offsets};
+use meshd_sinks::iceberg::offsets::Offsets;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
@@ -18,6 +17,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
 
 use crate::RuntimeError;
 
@@ -30,56 +30,40 @@ pub fn client_config(platform: &PlatformConfig) -> ClientConfig {
     config
 }
 
-/// What the consumer context shares with its worker.
-#[derive(Default)]
-pub struct Assignment {
-    /// Bumped on every revoke: pending data of an older generation must be dropped.
-    pub generation: AtomicU64,
-    /// For each assigned partition, the offset recorded in the table at assignment
-    /// (None: nothing recorded yet). The worker's fencing baseline.
-    pub recorded: Mutex<Offsets>,
-    /// Partitions currently assigned.
-    pub assigned: Mutex<Vec<(String, i32)>>,
-    /// Consumer lag per topic from the latest statistics.
-    pub lag: Mutex<BTreeMap<String, i64>>,
-    /// The last commit's error while commits keep failing (readiness: the catalog or the
-    /// warehouse is not working); None once a commit succeeds.
-    pub sink_error: Mutex<Option<String>>,
-    /// Whether at least one assignment has happened (readiness).
-    pub has_assignment: std::sync::atomic::AtomicBool,
+/// A rebalance as librdkafka announced it. The callback only records it: the worker loop
+/// loads the table's offsets, commits what it holds and calls `incremental_assign` /
+/// `incremental_unassign` itself, so nothing blocks inside librdkafka's poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalance {
+    /// These partitions are offered; the worker assigns them at the table's offsets.
+    Assign(Vec<(String, i32)>),
+    /// These partitions are taken away; the worker commits what it holds, then gives them up.
+    /// `lost`: the group already moved them (session timeout), another member may own them.
+    Revoke {
+        /// The partitions.
+        partitions: Vec<(String, i32)>,
+        /// Whether the assignment was lost rather than handed over.
+        lost: bool,
+    },
+    /// The rebalance failed; the worker gives up everything it holds.
+    Failed(String),
+}
+
+/// What librdkafka's statistics say about the input, every `statistics.interval.ms`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputStats {
+    /// Consumer lag per topic.
+    pub lag: BTreeMap<String, i64>,
     /// Since when the leader of an assigned partition has been unreachable: the worker cannot
     /// know what it is missing, so freshness counts from then (None: every leader is up).
-    pub blind_since: Mutex<Option<std::time::Instant>>,
+    pub blind_since: Option<std::time::Instant>,
 }
 
-/// Consumer context: assigns at table offsets and records lag.
+/// Consumer context: hands rebalances to the worker loop and publishes statistics.
 pub struct InputContext {
-    catalog: Arc<dyn Catalog>,
-    table: TableIdent,
     group: String,
-    runtime: tokio::runtime::Handle,
-    /// State shared with the worker.
-    pub state: Arc<Assignment>,
-}
-
-impl InputContext {
-    fn table_offsets(&self) -> Offsets {
-        let mut wait = Duration::from_millis(200);
-        loop {
-            let loaded = tokio::task::block_in_place(|| {
-                self.runtime.block_on(self.catalog.load_table(&self.table))
-            });
-            match loaded {
-                Ok(table) => return offsets::recorded_offsets(table.metadata(), &self.group),
-                Err(e) => {
-                    // Assigning without the table's offsets could duplicate rows: wait.
-                    tracing::warn!(table = %self.table, error = %e, "Cannot read recorded offsets from the table; retrying before taking partitions.");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-    }
+    rebalances: mpsc::UnboundedSender<Rebalance>,
+    stats: watch::Sender<InputStats>,
 }
 
 impl ClientContext for InputContext {
@@ -94,23 +78,21 @@ impl ClientContext for InputContext {
                 .sum();
             lag.insert(name.clone(), total);
         }
-        if let Ok(mut l) = self.state.lag.lock() {
-            *l = lag;
-        }
         let blind = leader_unreachable(&statistics);
-        if let Ok(mut since) = self.state.blind_since.lock() {
-            match (blind, *since) {
+        self.stats.send_modify(|stats| {
+            stats.lag = lag;
+            match (blind, stats.blind_since) {
                 (true, None) => {
                     tracing::warn!(group = %self.group, "The leader of an assigned partition is unreachable; freshness counts from now until it is back.");
-                    *since = Some(std::time::Instant::now());
+                    stats.blind_since = Some(std::time::Instant::now());
                 }
                 (false, Some(_)) => {
                     tracing::info!(group = %self.group, "Every assigned partition's leader is reachable again.");
-                    *since = None;
+                    stats.blind_since = None;
                 }
                 _ => {}
             }
-        }
+        });
     }
 }
 
@@ -154,47 +136,27 @@ impl ConsumerContext for InputContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let assigned: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                let baseline = baseline(&self.table_offsets(), &assigned);
-                for (topic, parts) in &baseline {
-                    for (&partition, &offset) in parts {
-                        let _ = tpl.set_partition_offset(topic, partition, Offset::Offset(offset));
-                    }
-                }
-                tracing::info!(group = %self.group, partitions = ?assigned, resume_from = ?baseline, "Partitions assigned; resuming from the offsets recorded in the table.");
-                if let Ok(mut r) = self.state.recorded.lock() {
-                    *r = baseline;
-                }
-                if let Ok(mut a) = self.state.assigned.lock() {
-                    *a = assigned;
-                }
-                if let Err(e) = base_consumer.assign(tpl) {
-                    tracing::error!(error = %e, "Assigning partitions failed.");
-                }
-                self.state.has_assignment.store(true, Ordering::SeqCst);
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.state.generation.fetch_add(1, Ordering::SeqCst);
-                if let Ok(mut a) = self.state.assigned.lock() {
-                    a.clear();
-                }
-                tracing::info!(group = %self.group, "Partitions revoked; uncommitted data will be dropped and re-read by the next owner.");
-                if let Err(e) = base_consumer.unassign() {
-                    tracing::error!(error = %e, "Unassigning partitions failed.");
-                }
-            }
+        let partitions = || -> Vec<(String, i32)> {
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        };
+        let event = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(partitions()),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke {
+                partitions: partitions(),
+                lost: base_consumer.assignment_lost(),
+            },
             other => {
                 let code: RDKafkaErrorCode = other.into();
-                tracing::error!(error = %code, "Rebalance error.");
-                let _ = base_consumer.unassign();
+                Rebalance::Failed(code.to_string())
             }
-        }
+        };
+        tracing::debug!(group = %self.group, event = ?event, "Rebalance recorded for the worker loop.");
+        // The receiver lives as long as the consumer's worker; if it is gone the worker is
+        // stopping and the group will reassign everything anyway.
+        let _ = self.rebalances.send(event);
     }
 }
 
@@ -206,21 +168,28 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("queued.max.messages.kbytes", "65536"),
 ];
 
+/// A worker's consumer, with the rebalances it announces and its statistics.
+pub struct InputConsumer {
+    /// The consumer, subscribed; nothing is assigned until the worker handles a rebalance.
+    pub consumer: StreamConsumer<InputContext>,
+    /// Rebalances in the order librdkafka announced them.
+    pub rebalances: mpsc::UnboundedReceiver<Rebalance>,
+    /// Lag and leader reachability from the latest statistics.
+    pub stats: watch::Receiver<InputStats>,
+}
+
 /// A consumer for one worker's input topics.
 pub fn consumer(
     platform: &PlatformConfig,
     group: &str,
     topics: &[String],
-    catalog: Arc<dyn Catalog>,
-    table: TableIdent,
-) -> Result<(StreamConsumer<InputContext>, Arc<Assignment>), RuntimeError> {
-    let state = Arc::new(Assignment::default());
+) -> Result<InputConsumer, RuntimeError> {
+    let (rebalance_tx, rebalances) = mpsc::unbounded_channel();
+    let (stats_tx, stats) = watch::channel(InputStats::default());
     let context = InputContext {
-        catalog,
-        table,
         group: group.to_string(),
-        runtime: tokio::runtime::Handle::current(),
-        state: Arc::clone(&state),
+        rebalances: rebalance_tx,
+        stats: stats_tx,
     };
     let mut config = client_config(platform);
     // Tuning defaults the platform config may override: how much librdkafka prefetches is the
@@ -236,8 +205,9 @@ pub fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        // Eager rebalancing: every rebalance revokes everything, which the worker relies on.
-        .set("partition.assignment.strategy", "range,roundrobin");
+        // Incremental rebalancing: a member joining or leaving moves only the partitions that
+        // change owner, and the worker commits a revoked partition's records before giving it up.
+        .set("partition.assignment.strategy", "cooperative-sticky");
     let consumer: StreamConsumer<InputContext> =
         config
             .create_with_context(context)
@@ -252,7 +222,11 @@ pub fn consumer(
             what: format!("subscribing to {}", topics.join(", ")),
             source,
         })?;
-    Ok((consumer, state))
+    Ok(InputConsumer {
+        consumer,
+        rebalances,
+        stats,
+    })
 }
 
 /// Creates topics that do not exist yet (the dead-letter topic, and in the demo the input).

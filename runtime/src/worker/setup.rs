@@ -1,0 +1,204 @@
+//! Building a worker from its product: refusing what it cannot run, opening (or creating) each
+//! output port's table, the decoders of each input port, and the consumer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshd_config::{DataProduct, InputFormat, Masking, PortSchema};
+use meshd_sinks::SinkError;
+use meshd_sinks::dead_letter::DeadLetterOutput;
+use meshd_sinks::iceberg::{OutputTable, RetryPolicy};
+use tokio::sync::watch;
+
+use super::input::Input;
+use super::output::{CommitPolicy, OutputPort};
+use super::pipeline::{self, InputDecoder, PortShape};
+use super::status::WorkerStatus;
+use super::{Worker, WorkerContext};
+use crate::RuntimeError;
+use crate::decode::{AvroDecoderFactory, DecoderFactory, JsonDecoderFactory};
+use crate::kafka;
+use crate::mask::Masker;
+use crate::provision;
+
+impl Worker {
+    /// Checks the product, opens its tables and subscribes its consumer.
+    pub(super) async fn start(ctx: &WorkerContext) -> Result<Self, RuntimeError> {
+        let product = &ctx.product;
+        let name = product.name().to_string();
+        check_ports(product)?;
+        let mut ports = Vec::new();
+        for index in 0..product.spec.spec.output_ports.len() {
+            ports.push(open_port(ctx, index).await?);
+        }
+        let schemas: Vec<&PortSchema> = product.schemas.iter().collect();
+        let mut decoders = HashMap::new();
+        let mut topics = Vec::new();
+        for input in &product.spec.spec.input_ports {
+            let factory: Box<dyn DecoderFactory> = match input.format {
+                InputFormat::Json => Box::new(JsonDecoderFactory::new(
+                    pipeline::json_input_schema(&schemas),
+                )),
+                // An Avro datum can only be read with the schema it was written with: the
+                // first output port's. Other ports take their columns from it by name.
+                InputFormat::Avro => {
+                    Box::new(AvroDecoderFactory::new(&product.schemas[0].text).map_err(
+                        |source| RuntimeError::Batch {
+                            product: name.clone(),
+                            source,
+                        },
+                    )?)
+                }
+            };
+            topics.push(input.source.clone());
+            decoders.insert(
+                input.source.clone(),
+                InputDecoder {
+                    factory,
+                    dead_letter_topic: input.dead_letter_topic(),
+                },
+            );
+        }
+        let dlq_topics: Vec<(String, i32)> = decoders
+            .values()
+            .map(|d| (d.dead_letter_topic.clone(), 1))
+            .collect();
+        kafka::ensure_topics(&ctx.platform, &dlq_topics).await?;
+        let dead_letters = DeadLetterOutput::new(kafka::client_config(&ctx.platform), &name)?;
+        let group = product.consumer_group();
+        let consumer = kafka::consumer(&ctx.platform, &group, &topics)?;
+        let labels: Vec<&str> = ports
+            .iter()
+            .map(|p: &OutputPort| p.label.as_str())
+            .collect();
+        tracing::info!(product = %name, tables = ?labels, group = %group, topics = ?topics, "Worker started.");
+        let (status, _) = watch::channel(WorkerStatus::default());
+        Ok(Self {
+            product: name,
+            ports,
+            decoders,
+            dead_letters,
+            input: Input::new(consumer.consumer),
+            rebalances: consumer.rebalances,
+            stats: consumer.stats,
+            status,
+            resync: false,
+            rebase: Vec::new(),
+            retry_at: Instant::now(),
+        })
+    }
+}
+
+/// Refuses what a worker cannot run, with the fix in the message.
+fn check_ports(product: &DataProduct) -> Result<(), RuntimeError> {
+    let unsupported = |message: String| RuntimeError::Unsupported {
+        product: product.name().to_string(),
+        message,
+    };
+    for schema in &product.schemas {
+        if let Some(nested) = schema
+            .all_columns()
+            .into_iter()
+            .find(|c| c.path.contains('.') && c.masking.is_some())
+        {
+            return Err(unsupported(format!(
+                "masking on nested field `{}` is not supported yet; mask a top-level column",
+                nested.path
+            )));
+        }
+    }
+    // Ports read the same input record: a column name must mean the same type everywhere.
+    for (i, schema) in product.schemas.iter().enumerate() {
+        for other in &product.schemas[..i] {
+            for column in &schema.fields {
+                if let Some(first) = other.fields.iter().find(|c| c.name == column.name)
+                    && first.ty != column.ty
+                {
+                    return Err(unsupported(format!(
+                        "column `{}` has type {:?} in output port {} but {:?} in an earlier port; ports project the same input record, so a column must have one type",
+                        column.name,
+                        column.ty,
+                        i + 1,
+                        first.ty
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens one output port: its masking, its table (created or evolved), its commit policy.
+async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, RuntimeError> {
+    let product = &ctx.product;
+    let name = product.name();
+    let port = &product.spec.spec.output_ports[index];
+    let schema = &product.schemas[index];
+    let masker = Masker::new(schema, ctx.masking_key.clone());
+    if !masker.has_key() {
+        if masker.methods().any(|m| m == Masking::HmacSha256) {
+            return Err(RuntimeError::Unsupported {
+                product: name.to_string(),
+                message: "HMAC-SHA256 masking needs a key: set masking.keyFile or masking.keyEnv"
+                    .into(),
+            });
+        }
+        if masker.methods().any(|m| m == Masking::Sha256) {
+            tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
+        }
+    }
+    let spec = provision::table_spec(&ctx.platform, product, index)?;
+    if ctx.platform.uses_object_storage() {
+        // A missing bucket or refused credentials fail this product now, with the fix in
+        // the message, instead of at its first commit.
+        meshd_sinks::iceberg::probe_location(&ctx.platform, &spec.location).await?;
+    } else if port.location.contains("://") {
+        tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
+    }
+    for change in provision::evolve_schema(ctx.catalog.as_ref(), &spec).await? {
+        tracing::info!(product = %name, table = %format!("{}.{}", spec.namespace, spec.name), "Schema evolved: {change}.");
+    }
+    // Few attempts inside one commit: the run loop retries a failed commit every second for
+    // as long as it takes, and in between reports the failure on `/readyz`.
+    let table = OutputTable::open(Arc::clone(&ctx.catalog), &spec, product.consumer_group())
+        .await?
+        .with_retry(RetryPolicy {
+            attempts: 2,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        });
+    let table_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).map_err(
+            |e| {
+                RuntimeError::Sink(SinkError::Table {
+                    table: table.name(),
+                    action: "reading the table schema",
+                    source: e,
+                })
+            },
+        )?,
+    );
+    let policy = CommitPolicy {
+        interval: port.commit.interval.duration(),
+        max_records: port.commit.max_records,
+        target_file_size: port.commit.target_file_size.bytes() as usize,
+    };
+    let output = OutputPort::new(
+        table,
+        PortShape::new(schema, masker, table_schema),
+        policy,
+        name.to_string(),
+        port.sla.freshness.duration(),
+    );
+    let labels = [name, output.label.as_str()];
+    ctx.metrics
+        .freshness_slo
+        .with_label_values(&labels)
+        .set(port.sla.freshness.duration().as_secs_f64());
+    ctx.metrics
+        .availability_target
+        .with_label_values(&labels)
+        .set(port.sla.availability.value());
+    Ok(output)
+}
