@@ -91,6 +91,17 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
     )
     .await;
     support::assert_offsets_continue(dir.path());
+    // Re-reads: records consumed beyond those produced. A and B are counted just before their
+    // SIGTERM (they stop consuming at it); C and D now that every record is in the table.
+    let consumed = a_before
+        + b_before
+        + c.scrape().unwrap().sum("meshd_records_consumed_total")
+        + d.scrape().unwrap().sum("meshd_records_consumed_total");
+    let rereads = consumed - records as f64;
+    eprintln!(
+        "re-reads: {rereads} ({consumed} consumed for {records} produced, {:.1} %)",
+        100.0 * rereads / records as f64
+    );
     for (name, meshd) in [("C", &c), ("D", &d)] {
         let s = meshd.scrape().unwrap();
         eprintln!(

@@ -154,9 +154,19 @@ impl ConsumerContext for InputContext {
             }
         };
         tracing::debug!(group = %self.group, event = ?event, "Rebalance recorded for the worker loop.");
-        // The receiver lives as long as the consumer's worker; if it is gone the worker is
-        // stopping and the group will reassign everything anyway.
-        let _ = self.rebalances.send(event);
+        if self.rebalances.send(event).is_err() {
+            // The worker loop has ended and the consumer is closing: librdkafka waits for the
+            // final revocation to be acknowledged, so acknowledge it here (neither call blocks).
+            let done = match err {
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                    base_consumer.incremental_assign(tpl)
+                }
+                _ => base_consumer.incremental_unassign(tpl),
+            };
+            if let Err(e) = done {
+                tracing::debug!(group = %self.group, error = %e, "Acknowledging a rebalance while closing failed.");
+            }
+        }
     }
 }
 

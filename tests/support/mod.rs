@@ -328,7 +328,7 @@ impl Meshd {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_meshd"));
+        let mut command = Command::new(meshd_binary());
         if let Some(workdir) = workdir {
             command.current_dir(workdir);
         }
@@ -546,7 +546,7 @@ pub fn meshd_output_on_host<S: AsRef<std::ffi::OsStr>>(
     workdir: Option<&Path>,
     env: &[(&str, String)],
 ) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshd"));
+    let mut command = Command::new(meshd_binary());
     if let Some(workdir) = workdir {
         command.current_dir(workdir);
     }
@@ -965,6 +965,12 @@ pub fn start_member(
 }
 
 /// Waits until `meshd` has consumed records: the group gave it partitions.
+/// The meshd binary under test: this build's, or `MESHD_BIN` (to measure an older build with
+/// the same test or bench, in the same run).
+pub fn meshd_binary() -> std::ffi::OsString {
+    std::env::var_os("MESHD_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_meshd").into())
+}
+
 pub fn until_consuming(meshd: &Meshd, who: &str) {
     poll(
         &format!("{who} to get partitions and consume"),

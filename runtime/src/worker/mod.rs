@@ -128,8 +128,10 @@ struct Worker {
     ports: Vec<OutputPort>,
     decoders: HashMap<String, InputDecoder>,
     dead_letters: DeadLetterOutput,
-    input: Input,
+    /// Declared before `input`, so it is dropped first: the consumer's close then handles
+    /// its final revocation itself.
     rebalances: mpsc::UnboundedReceiver<Rebalance>,
+    input: Input,
     stats: watch::Receiver<InputStats>,
     status: watch::Sender<WorkerStatus>,
     /// Held data was dropped while the consumer kept its position: consumption waits until
@@ -222,6 +224,9 @@ impl Worker {
             Err(_) => Ok(()),
         };
         ticker.abort();
+        // From here on the consumer's callback acknowledges rebalances itself (closing the
+        // consumer revokes everything and waits for that).
+        self.rebalances.close();
         tracing::info!(product = %self.product, "Worker stopped.");
         result.and(drained)
     }

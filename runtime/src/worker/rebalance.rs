@@ -78,7 +78,9 @@ impl Worker {
                 source,
             });
         }
-        tracing::info!(product = %self.product, partitions = ?partitions, resume_from = ?from, "Partitions assigned; resuming from the offsets recorded in the tables.");
+        if !partitions.is_empty() {
+            tracing::info!(product = %self.product, partitions = ?partitions, resume_from = ?from, "Partitions assigned; resuming from the offsets recorded in the tables.");
+        }
         let held = self.input.assigned().len();
         self.status.send_modify(|s| {
             s.assigned = held;
