@@ -481,7 +481,7 @@ impl Worker {
                 ctx.options.max_record_bytes,
             );
             for r in decoded.rejected {
-                letters.push((indices[r.index as usize], r.kind, r.message));
+                letters.push((indices[r.index as usize], r.kind.as_str(), r.message));
             }
             for (batch, rows) in decoded.batches {
                 let invalid = validate::validate(&batch, &self.columns);
@@ -491,7 +491,11 @@ impl Worker {
                     let mut keep = vec![true; batch.num_rows()];
                     for bad in invalid {
                         keep[bad.row] = false;
-                        letters.push((indices[rows[bad.row] as usize], bad.kind, bad.message));
+                        letters.push((
+                            indices[rows[bad.row] as usize],
+                            bad.kind.as_str(),
+                            bad.message,
+                        ));
                     }
                     arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep))
                         .map_err(|source| self.batch_error(source))?
