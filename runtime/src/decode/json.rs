@@ -1,4 +1,7 @@
-//! JSON records through arrow-json's tape decoder, straight into Arrow builders.
+//! JSON records through arrow-json's tape decoder, straight into Arrow builders; a record
+//! that fails to build is explained by [`explain`].
+
+mod explain;
 
 use std::sync::Arc;
 
@@ -6,7 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::SchemaRef;
 
-use super::{DecoderFactory, RowDecoder};
+use super::{DecoderFactory, Diagnosis, RowDecoder};
 
 /// Builds JSON decoders for a wire schema.
 pub struct JsonDecoderFactory {
@@ -29,6 +32,10 @@ impl DecoderFactory for JsonDecoderFactory {
             decoder: built.map_err(|e| e.to_string()),
             rows: 0,
         })
+    }
+
+    fn diagnose(&self, payload: &[u8]) -> Option<Diagnosis> {
+        explain::diagnose(self.schema.fields(), payload)
     }
 }
 
@@ -63,5 +70,125 @@ impl RowDecoder for JsonRows {
         let decoder = self.decoder.as_mut().map_err(|e| e.clone())?;
         self.rows = 0;
         decoder.flush().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::{DataType, Field, Fields, Schema};
+
+    use super::*;
+    use crate::decode::{Reason, decode_all};
+
+    /// The port's wire schema keeps every field nullable (validation reports missing ones), but
+    /// a decoder given non-nullable fields must still say which one is missing.
+    #[test]
+    fn missing_fields_of_a_non_nullable_schema_are_required() {
+        let inner = Fields::from(vec![Field::new("city", DataType::Utf8, false)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("address", DataType::Struct(inner), true),
+        ]));
+        let factory = JsonDecoderFactory::new(schema);
+        let cases = [
+            (r#"{"id":1,"address":{"city":"x"}}"#, None),
+            (r#"{"id":1,"address":null}"#, None),
+            (r#"{"address":{"city":"x"}}"#, Some("`id`")),
+            (r#"{"id":null}"#, Some("`id`")),
+            (r#"{"id":1,"address":{}}"#, Some("`address.city`")),
+            (
+                r#"{"id":1,"address":{"city":null}}"#,
+                Some("`address.city`"),
+            ),
+        ];
+        for (json, missing) in cases {
+            let decoded = decode_all(&factory, &[Some(json.as_bytes())], 1 << 20);
+            match missing {
+                None => assert!(
+                    decoded.rejected.is_empty(),
+                    "{json}: {:?}",
+                    decoded.rejected
+                ),
+                Some(path) => {
+                    assert_eq!(
+                        decoded.outcome(),
+                        (vec![], vec![(0, Reason::Required)]),
+                        "{json}"
+                    );
+                    assert_eq!(
+                        decoded.rejected[0].message,
+                        format!("required field {path} is missing or null")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Nested values are checked with the rules of their own type, and the message points at
+    /// the element (`[*]`) without saying which key or index held it.
+    #[test]
+    fn nested_values_are_diagnosed_at_their_path() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
+                true,
+            ),
+            Field::new(
+                "prices",
+                DataType::Map(
+                    Arc::new(Field::new(
+                        "entries",
+                        DataType::Struct(Fields::from(vec![
+                            Field::new("keys", DataType::Utf8, false),
+                            Field::new("values", DataType::Decimal128(4, 2), true),
+                        ])),
+                        false,
+                    )),
+                    false,
+                ),
+                true,
+            ),
+        ]));
+        let factory = JsonDecoderFactory::new(schema);
+        let cases = [
+            (r#"{"tags":[1,"2",null],"prices":{"a":"1.5"}}"#, None),
+            (
+                r#"{"tags":[1,"secret"]}"#,
+                Some((
+                    Reason::Schema,
+                    "`tags[*]` should be a 32-bit integer, found a string that is not one",
+                )),
+            ),
+            (
+                r#"{"tags":[1,4294967296]}"#,
+                Some((
+                    Reason::Schema,
+                    "`tags[*]` should be a 32-bit integer, found a number out of range",
+                )),
+            ),
+            (
+                r#"{"tags":{"secret":1}}"#,
+                Some((Reason::Schema, "`tags` should be an array, found an object")),
+            ),
+            (
+                r#"{"prices":{"secret":"123.45"}}"#,
+                Some((Reason::Decimal, "`prices[*]` does not fit decimal(4, 2)")),
+            ),
+        ];
+        for (json, expected) in cases {
+            let decoded = decode_all(&factory, &[Some(json.as_bytes())], 1 << 20);
+            match expected {
+                None => assert!(
+                    decoded.rejected.is_empty(),
+                    "{json}: {:?}",
+                    decoded.rejected
+                ),
+                Some((reason, message)) => {
+                    assert_eq!(decoded.outcome(), (vec![], vec![(0, reason)]), "{json}");
+                    assert_eq!(decoded.rejected[0].message, message);
+                }
+            }
+        }
     }
 }

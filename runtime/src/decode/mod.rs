@@ -6,35 +6,22 @@
 //! decoder is rebuilt from the good records before it; an error that only shows when the
 //! batch is built (a wrong type in JSON) is narrowed down by bisection. Each good record is
 //! decoded at most about twice; the common all-good batch is decoded once.
+//!
+//! Why a record was rejected is a [`Reason`]. Once bisection has isolated a record that will
+//! not build, its factory [diagnoses](DecoderFactory::diagnose) it from its bytes and the
+//! schema, not from the decoder's error text, which quotes values and changes between arrow
+//! releases.
 
 mod avro;
 mod json;
+mod reason;
 pub mod wire;
 
 use arrow_array::RecordBatch;
 
 pub use avro::AvroDecoderFactory;
 pub use json::JsonDecoderFactory;
-
-/// Rejection reasons: a bounded set, used as the `reason` metric label and DLQ header.
-pub mod reason {
-    /// Not parseable in the port's format (broken JSON, truncated Avro, trailing bytes).
-    pub const DECODE: &str = "decode";
-    /// Parseable, but a value has the wrong type for the schema.
-    pub const SCHEMA: &str = "schema";
-    /// A required field is missing or null.
-    pub const REQUIRED: &str = "required";
-    /// An enum value is not one of the symbols.
-    pub const ENUM: &str = "enum";
-    /// A decimal does not fit the declared precision.
-    pub const DECIMAL: &str = "decimal";
-    /// A value is malformed for its logical type (uuid, fixed length).
-    pub const FORMAT: &str = "format";
-    /// The record has no value (a tombstone).
-    pub const NULL_VALUE: &str = "null-value";
-    /// The record is larger than the configured limit.
-    pub const TOO_LARGE: &str = "too-large";
-}
+pub use reason::Reason;
 
 /// A streaming decoder for one batch of records.
 pub trait RowDecoder: Send {
@@ -49,6 +36,26 @@ pub trait RowDecoder: Send {
 pub trait DecoderFactory: Send + Sync {
     /// A fresh decoder for up to `capacity` records.
     fn decoder(&self, capacity: usize) -> Box<dyn RowDecoder>;
+    /// Why `payload`, a record that fed but did not build, is rejected, found by re-reading
+    /// it against the schema: the decoder's own error is text, quoting the value. `None`
+    /// when no field explains it; the record is then rejected as [`Reason::Schema`].
+    fn diagnose(&self, payload: &[u8]) -> Option<Diagnosis>;
+}
+
+/// A reason and a message for one record, from a structural check of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// The class of the problem.
+    pub reason: Reason,
+    /// What is wrong, naming the field path; never the value (it may be PII).
+    pub message: String,
+}
+
+impl Diagnosis {
+    /// Shorthand for the explainers, which build many of these.
+    pub(crate) fn new(reason: Reason, message: String) -> Self {
+        Self { reason, message }
+    }
 }
 
 /// A record that will go to the dead-letter topic.
@@ -56,8 +63,8 @@ pub trait DecoderFactory: Send + Sync {
 pub struct Rejection {
     /// Index of the record in the input slice.
     pub index: u32,
-    /// One of [`reason`].
-    pub kind: &'static str,
+    /// Why: the metric label and the dead letter's `meshd.error.kind`.
+    pub kind: Reason,
     /// What is wrong, naming the field; never the value.
     pub message: String,
 }
@@ -85,7 +92,7 @@ pub fn decode_all(
         let Some(bytes) = payload else {
             out.reject(
                 index,
-                reason::NULL_VALUE,
+                Reason::NullValue,
                 "the record has no value (a tombstone)".into(),
             );
             continue;
@@ -93,7 +100,7 @@ pub fn decode_all(
         if bytes.len() > max_record_bytes {
             out.reject(
                 index,
-                reason::TOO_LARGE,
+                Reason::TooLarge,
                 format!(
                     "the record is {} bytes, above the {max_record_bytes}-byte limit",
                     bytes.len()
@@ -104,7 +111,7 @@ pub fn decode_all(
         match decoder.feed(bytes) {
             Ok(()) => run.push(index),
             Err(message) => {
-                out.reject(index, reason::DECODE, message);
+                out.reject(index, Reason::Decode, message);
                 // The decoder's state is unknown now: rebuild the good run before this record.
                 flush_segment(factory, payloads, std::mem::take(&mut run), &mut out);
                 decoder = factory.decoder(payloads.len().max(1));
@@ -123,19 +130,19 @@ pub fn decode_all(
 impl Decoded {
     /// Input indices that became rows, and (index, reason) of the rejected ones, sorted.
     #[cfg(test)]
-    pub(crate) fn outcome(&self) -> (Vec<u32>, Vec<(u32, &'static str)>) {
+    pub(crate) fn outcome(&self) -> (Vec<u32>, Vec<(u32, Reason)>) {
         let rows = self
             .batches
             .iter()
             .flat_map(|(_, rows)| rows.iter().copied())
             .collect();
-        let mut rejected: Vec<(u32, &'static str)> =
+        let mut rejected: Vec<(u32, Reason)> =
             self.rejected.iter().map(|r| (r.index, r.kind)).collect();
         rejected.sort();
         (rows, rejected)
     }
 
-    fn reject(&mut self, index: u32, kind: &'static str, message: String) {
+    fn reject(&mut self, index: u32, kind: Reason, message: String) {
         self.rejected.push(Rejection {
             index,
             kind,
@@ -162,7 +169,7 @@ fn flush_segment(
             Ok(()) => fed.push(i),
             Err(message) => {
                 // Should not happen for records that fed before; stay safe anyway.
-                out.reject(i, reason::DECODE, message);
+                out.reject(i, Reason::Decode, message);
                 flush_segment(factory, payloads, std::mem::take(&mut fed), out);
                 decoder = factory.decoder(run.len());
             }
@@ -173,35 +180,20 @@ fn flush_segment(
         Ok(None) if fed.is_empty() => {}
         Ok(_) if fed.len() == 1 => out.reject(
             fed[0],
-            reason::DECODE,
+            Reason::Decode,
             "the record does not decode to exactly one row".into(),
         ),
         Err(message) if fed.len() == 1 => {
-            let (kind, message) = flush_rejection(&message);
+            let bytes = payloads[fed[0] as usize].unwrap_or_default();
+            let (kind, message) = match factory.diagnose(bytes) {
+                Some(found) => (found.reason, found.message),
+                // No field explains it: keep the decoder's words, without the values it quotes.
+                None => (Reason::Schema, redact_values(&message)),
+            };
             out.reject(fed[0], kind, message);
         }
         _ => bisect(factory, payloads, fed, out),
     }
-}
-
-/// A decoder's error for one record, as a reason and a message without the offending value:
-/// arrow-json quotes the value it could not parse, and that value may be PII.
-fn flush_rejection(message: &str) -> (&'static str, String) {
-    let lower = message.to_ascii_lowercase();
-    let kind = if lower.contains("decimal")
-        && (lower.contains("overflow") || lower.contains("precision"))
-    {
-        reason::DECIMAL
-    } else if lower.contains("utf-8") || lower.contains("utf8") {
-        // Bytes in a string field that are not text: the record is not decodable.
-        reason::DECODE
-    } else if lower.contains("dictionary key") {
-        // arrow-avro decodes enums as dictionaries: an index past the symbols.
-        reason::ENUM
-    } else {
-        reason::SCHEMA
-    };
-    (kind, redact_values(message))
 }
 
 /// Replaces double-quoted and parenthesised spans (where decoders put values) by `<value>`.
@@ -276,10 +268,10 @@ mod tests {
         assert_eq!(
             rejected,
             vec![
-                (1, reason::SCHEMA),
-                (3, reason::DECIMAL),
-                (4, reason::DECODE),
-                (5, reason::NULL_VALUE)
+                (1, Reason::Schema),
+                (3, Reason::Decimal),
+                (4, Reason::Decode),
+                (5, Reason::NullValue)
             ]
         );
         for r in &decoded.rejected {
@@ -291,11 +283,129 @@ mod tests {
         }
     }
 
+    /// Each bad record sits between good ones, so bisection has to isolate it before it is
+    /// diagnosed; the reason and the message come from the record's structure.
+    #[test]
+    fn json_build_failures_are_classified_by_field_and_type() {
+        let with = |from: &str, to: &str| {
+            assert!(GOOD.contains(from), "{from}");
+            GOOD.replacen(from, to, 1).into_bytes()
+        };
+        let mut not_utf8 = with(r#""email":"a@b.c""#, r#""email":"secret-mail""#);
+        let at = not_utf8.iter().position(|&b| b == b'-').expect("dash");
+        not_utf8[at] = 0xff;
+        let cases: Vec<(Vec<u8>, Reason, &str)> = vec![
+            (
+                with(r#""account_id":1"#, r#""account_id":"secret-42""#),
+                Reason::Schema,
+                "`account_id` should be a 64-bit integer, found a string that is not one",
+            ),
+            (
+                with(r#""account_id":1"#, r#""account_id":[42]"#),
+                Reason::Schema,
+                "`account_id` should be a 64-bit integer, found an array",
+            ),
+            (
+                with(r#""currency":"JPY""#, r#""currency":{"secret":1}"#),
+                Reason::Schema,
+                "`currency` should be a string, found an object",
+            ),
+            (
+                with(r#""currency":"JPY""#, r#""currency":42"#),
+                Reason::Schema,
+                "`currency` should be a string, found a number",
+            ),
+            (
+                with(r#""event_time":1764000000000"#, r#""event_time":true"#),
+                Reason::Schema,
+                "`event_time` should be a timestamp (epoch number or RFC 3339 string), found a boolean",
+            ),
+            (
+                with(
+                    r#""event_time":1764000000000"#,
+                    r#""event_time":"secret-time""#,
+                ),
+                Reason::Schema,
+                "`event_time` should be a timestamp (epoch number or RFC 3339 string), found a string that is not one",
+            ),
+            (
+                with(r#""amount":"1.50""#, r#""amount":"secret-1.50""#),
+                Reason::Schema,
+                "`amount` should be a decimal(18, 2) as a number or a string, found a string that is not one",
+            ),
+            (
+                with(r#""amount":"1.50""#, r#""amount":true"#),
+                Reason::Schema,
+                "`amount` should be a decimal(18, 2) as a number or a string, found a boolean",
+            ),
+            (
+                with(r#""amount":"1.50""#, r#""amount":"123456789012345678.99""#),
+                Reason::Decimal,
+                "`amount` does not fit decimal(18, 2)",
+            ),
+            (
+                with(r#""amount":"1.50""#, r#""amount":-123456789012345678"#),
+                Reason::Decimal,
+                "`amount` does not fit decimal(18, 2)",
+            ),
+            (
+                with(r#""amount":"1.50""#, r#""amount":1.5e30"#),
+                Reason::Decimal,
+                "`amount` does not fit decimal(18, 2)",
+            ),
+            (
+                not_utf8,
+                Reason::Decode,
+                "the record is not valid UTF-8 text",
+            ),
+            (
+                br#"["secret",1]"#.to_vec(),
+                Reason::Schema,
+                "the record should be a JSON object, found an array",
+            ),
+        ];
+        let factory = factory();
+        for (payload, reason, message) in &cases {
+            let payloads: Vec<Option<&[u8]>> = vec![
+                Some(GOOD.as_bytes()),
+                Some(GOOD.as_bytes()),
+                Some(payload),
+                Some(GOOD.as_bytes()),
+            ];
+            let decoded = decode_all(&factory, &payloads, 1 << 20);
+            let (rows, rejected) = decoded.outcome();
+            assert_eq!(rows, vec![0, 1, 3], "{message}");
+            assert_eq!(rejected, vec![(2, *reason)], "{message}");
+            assert_eq!(decoded.rejected[0].message, *message);
+            assert!(!decoded.rejected[0].message.contains("secret"));
+        }
+    }
+
+    #[test]
+    fn json_that_does_not_parse_is_a_decode_failure() {
+        let cases: [&[u8]; 4] = [
+            &GOOD.as_bytes()[..40],
+            b"{\"transaction_id\":",
+            b"#secret",
+            b"{} {}",
+        ];
+        for payload in cases {
+            let decoded = decode_all(&factory(), &[Some(payload)], 1 << 20);
+            assert_eq!(decoded.outcome(), (vec![], vec![(0, Reason::Decode)]));
+        }
+    }
+
+    #[test]
+    fn records_without_a_value_are_rejected_before_decoding() {
+        let decoded = decode_all(&factory(), &[None, Some(GOOD.as_bytes())], 1 << 20);
+        assert_eq!(decoded.outcome(), (vec![1], vec![(0, Reason::NullValue)]));
+    }
+
     #[test]
     fn oversized_records_are_rejected_before_decoding() {
         let payloads: Vec<Option<&[u8]>> = vec![Some(GOOD.as_bytes())];
         let decoded = decode_all(&factory(), &payloads, 10);
         assert_eq!(decoded.rejected.len(), 1);
-        assert_eq!(decoded.rejected[0].kind, reason::TOO_LARGE);
+        assert_eq!(decoded.rejected[0].kind, Reason::TooLarge);
     }
 }

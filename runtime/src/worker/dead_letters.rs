@@ -46,7 +46,7 @@ pub async fn send(
                 topic: &input.dead_letter_topic,
                 key: chunk.key(letter.record),
                 payload: chunk.value(letter.record),
-                kind: letter.kind,
+                kind: letter.kind.as_str(),
                 message: &letter.message,
                 source_topic: topic,
                 source_partition: origin.partition,

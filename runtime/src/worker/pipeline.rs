@@ -13,7 +13,7 @@ use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use meshd_config::{Column, PortSchema};
 
 use super::chunk::Chunk;
-use crate::decode::{self, DecoderFactory, wire};
+use crate::decode::{self, DecoderFactory, Reason, wire};
 use crate::mask::Masker;
 use crate::validate;
 
@@ -31,7 +31,7 @@ pub struct Letter {
     /// Index of the record in its chunk.
     pub record: usize,
     /// Why (the `reason` label and dead-letter header).
-    pub kind: &'static str,
+    pub kind: Reason,
     /// What is wrong, naming the field; never the value.
     pub message: String,
 }

@@ -4,7 +4,7 @@ use arrow_array::cast::AsArray;
 use meshd_config::Sensitive;
 
 use super::*;
-use crate::decode::{JsonDecoderFactory, reason};
+use crate::decode::{JsonDecoderFactory, Reason};
 
 const REFERENCE: &str = include_str!("../../../../examples/payments/schema/transactions.avsc");
 
@@ -96,7 +96,7 @@ fn a_required_column_the_input_lacks_fails_that_port_only() {
     let bad = shape(&noted).shape(batch).expect("shaped");
     assert!(bad.rows.is_none());
     assert_eq!(bad.invalid.len(), 1);
-    assert_eq!(bad.invalid[0].kind, reason::REQUIRED);
+    assert_eq!(bad.invalid[0].kind, Reason::Required);
     assert!(
         bad.invalid[0].message.contains("note"),
         "{}",
@@ -114,7 +114,7 @@ fn undecodable_records_become_letters_with_their_chunk_index() {
     );
     assert_eq!(decoded.letters.len(), 1);
     assert_eq!(decoded.letters[0].record, 1);
-    assert_eq!(decoded.letters[0].kind, reason::DECODE);
+    assert_eq!(decoded.letters[0].kind, Reason::Decode);
     let rows: Vec<usize> = decoded
         .batches
         .iter()
