@@ -4,6 +4,9 @@
 //! in the table, and concurrent commits to the one table retry on conflict. At the end every
 //! good key is in the table exactly once and every malformed one is in the dead-letter topic.
 //!
+//! Members commit what they hold when partitions are revoked (cooperative-sticky assignment),
+//! so joins and leaves re-read (almost) nothing: the test reports and bounds the re-reads.
+//!
 //! A member that is SIGKILLed while others stay is covered by `broker_faults.rs` on librdkafka's
 //! mock cluster: Tansu 0.6.0's coordinator strands a dead member's partitions when the member
 //! expires in a formed group (`Inner<Formed>::heartbeat` drops it without a new generation).
@@ -101,6 +104,14 @@ async fn three_processes_join_and_leave_and_every_key_lands_once() {
     eprintln!(
         "re-reads: {rereads} ({consumed} consumed for {records} produced, {:.1} %)",
         100.0 * rereads / records as f64
+    );
+    // With eager rebalancing every join and leave dropped what every member held: 169–208 %
+    // re-reads in this test (stop 19, two runs). Committing on revoke with cooperative-sticky
+    // assignment measured 0 in four runs; 2 % leaves room for a commit that misses the revoke
+    // deadline on a slow machine.
+    assert!(
+        rereads <= 0.02 * records as f64,
+        "{rereads} records were read twice ({consumed} consumed for {records} produced)"
     );
     for (name, meshd) in [("C", &c), ("D", &d)] {
         let s = meshd.scrape().unwrap();

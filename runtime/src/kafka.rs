@@ -113,22 +113,6 @@ fn leader_unreachable(statistics: &Statistics) -> bool {
     })
 }
 
-/// The table's offsets for `partitions` only: where a worker resumes them, and the baseline a
-/// commit must still find in the table (fencing). Partitions without a recorded offset are
-/// absent (the consumer's `auto.offset.reset` applies).
-pub fn baseline(recorded: &Offsets, partitions: &[(String, i32)]) -> Offsets {
-    let mut baseline = Offsets::new();
-    for (topic, partition) in partitions {
-        if let Some(offset) = recorded.get(topic).and_then(|p| p.get(partition)) {
-            baseline
-                .entry(topic.clone())
-                .or_default()
-                .insert(*partition, *offset);
-        }
-    }
-    baseline
-}
-
 impl ConsumerContext for InputContext {
     fn rebalance(
         &self,
@@ -315,29 +299,4 @@ pub fn commit_group_offsets(
         }
     }
     consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn baseline_keeps_the_assigned_partitions_that_have_a_recorded_offset() {
-        let recorded: Offsets = [
-            ("t".to_string(), [(0, 5), (1, 7)].into()),
-            ("u".to_string(), [(0, 1)].into()),
-        ]
-        .into();
-        let assigned = [
-            ("t".to_string(), 1),
-            ("t".to_string(), 2),
-            ("u".to_string(), 0),
-        ];
-        let expected: Offsets = [
-            ("t".to_string(), [(1, 7)].into()),
-            ("u".to_string(), [(0, 1)].into()),
-        ]
-        .into();
-        assert_eq!(baseline(&recorded, &assigned), expected);
-    }
 }

@@ -10,6 +10,7 @@ use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::{DeadLetter, DeadLetterOutput};
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::chunk::Chunk;
 use super::pipeline::{InputDecoder, Letter};
 use crate::metrics::Metrics;
@@ -54,17 +55,17 @@ pub async fn send(
             })
         })
         .collect();
-    let mut wait = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         match output.send_all(&batch).await {
             Ok(()) => break,
             Err(e) if e.retryable() => {
+                let wait = backoff.next_wait();
                 tracing::warn!(product, error = %e, retry_in = ?wait, "Dead-letter produce failed; retrying.");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Err(NotSent::Shutdown),
                     _ = tokio::time::sleep(wait) => {}
                 }
-                wait = (wait * 2).min(Duration::from_secs(10));
             }
             Err(e) => return Err(NotSent::Failed(e)),
         }

@@ -15,6 +15,7 @@
 //! before the partitions are given up. If a commit keeps failing, consumption pauses (memory
 //! stays bounded) and the same commit is retried until it lands; freshness grows meanwhile.
 
+mod backoff;
 mod chunk;
 mod dead_letters;
 mod freshness;
@@ -141,6 +142,8 @@ struct Worker {
     rebase: Vec<usize>,
     /// No commit, resync or read before this instant (backoff after a failure).
     retry_at: Instant,
+    /// How long to wait after the next failure of a write, commit or resync.
+    backoff: backoff::Backoff,
 }
 
 /// Why a chunk was not taken.
@@ -202,7 +205,7 @@ impl Worker {
                             tracing::warn!(product = %self.product, port = %self.ports[port].label, error = %error, "Writing data files failed; dropping uncommitted data and re-reading it from the table's offsets in a second.");
                             self.report_sink(port, Some(error.to_string()));
                             self.drop_everything("writing data files failed");
-                            self.retry_at = Instant::now() + Duration::from_secs(1);
+                            self.retry_later();
                         }
                         Err(ChunkError::Write { error, .. }) => break Err(error.into()),
                         Err(ChunkError::Fatal(e)) => break Err(e),
@@ -374,6 +377,7 @@ impl Worker {
             Ok(Committed::Nothing) => Ok(()),
             Ok(Committed::Landed(_)) => {
                 self.report_sink(i, None);
+                self.backoff.reset();
                 self.input.commit_group_offsets(&self.group_offsets());
                 Ok(())
             }
@@ -394,7 +398,7 @@ impl Worker {
                 } else {
                     tracing::warn!(product = %self.product, port = %self.ports[i].label, error = %error, "Commit failed; consumption is paused and the same commit will be retried.");
                 }
-                self.retry_at = Instant::now() + Duration::from_secs(1);
+                self.retry_later();
                 Ok(())
             }
         }
@@ -444,7 +448,7 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(product = %self.product, port = %self.ports[i].label, error = %e, "Cannot read the table's offsets to resume from; retrying.");
-                    self.retry_at = Instant::now() + Duration::from_secs(1);
+                    self.retry_later();
                     return;
                 }
             }
@@ -460,6 +464,11 @@ impl Worker {
         }
         tracing::info!(product = %self.product, resume_from = ?resume, "Resuming from the offsets recorded in the tables.");
         self.resync = false;
+    }
+
+    /// Pauses commits, resyncs and reads until the backoff's next wait has passed.
+    fn retry_later(&mut self) {
+        self.retry_at = Instant::now() + self.backoff.next_wait();
     }
 
     /// What `/readyz` says about a port: its last error while writes or commits fail.

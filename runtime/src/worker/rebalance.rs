@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::chunk::{Chunk, PartitionRun};
 use super::output::OutputPort;
 use super::tracker::{self, Continuity, OffsetTracker};
@@ -44,17 +45,17 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<(), RuntimeError> {
         for port in &mut self.ports {
-            let mut wait = Duration::from_millis(200);
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
             let recorded = loop {
                 match port.table_offsets().await {
                     Ok(recorded) => break recorded,
                     Err(e) if e.retryable() => {
+                        let wait = backoff.next_wait();
                         tracing::warn!(product = %self.product, port = %port.label, error = %e, retry_in = ?wait, "Cannot read recorded offsets from the table; retrying before taking partitions.");
                         tokio::select! {
                             _ = shutdown.cancelled() => return Ok(()),
                             _ = tokio::time::sleep(wait) => {}
                         }
-                        wait = (wait * 2).min(Duration::from_secs(10));
                     }
                     Err(e) => return Err(e.into()),
                 }

@@ -11,6 +11,7 @@ use meshd_sinks::dead_letter::DeadLetterOutput;
 use meshd_sinks::iceberg::{OutputTable, RetryPolicy};
 use tokio::sync::watch;
 
+use super::backoff::Backoff;
 use super::input::Input;
 use super::output::{CommitPolicy, OutputPort};
 use super::pipeline::{self, InputDecoder, PortShape};
@@ -86,6 +87,9 @@ impl Worker {
             resync: false,
             rebase: Vec::new(),
             retry_at: Instant::now(),
+            // The first retry comes soon (most outages are a restart); a long one is asked
+            // every 5 s, which bounds how late the worker notices the recovery.
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
         })
     }
 }
