@@ -34,7 +34,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 const PARTITIONS: i32 = 3;
-const COMMIT_INTERVAL: &str = "1s";
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A broker the bench runs against.
 enum Broker {
@@ -260,17 +260,11 @@ fn start_meshd(
     format: &str,
     store: &Store,
 ) -> support::Meshd {
-    let descriptor = support::example_product(
-        dir,
-        topic,
-        &[
-            (
-                support::COMMIT_INTERVAL_LINE,
-                &format!("interval: {COMMIT_INTERVAL}"),
-            ),
-            ("format: json", &format!("format: {format}")),
-        ],
-    );
+    let descriptor = support::product::Product::reference()
+        .input_topic(topic)
+        .commit_interval(COMMIT_INTERVAL)
+        .input_format(serde_json::from_value(json!(format)).unwrap())
+        .write(dir);
     std::fs::write(dir.join("masking.key"), "bench-key").unwrap();
     let listen = format!("127.0.0.1:{}", support::free_port());
     let config = dir.join("meshd.yaml");
@@ -538,7 +532,7 @@ fn print_table(results: &[Value]) {
         );
     }
     println!(
-        "(MB/s of input; meshd = offset 0 to all committed; commit interval {COMMIT_INTERVAL}; fr = freshness in s)"
+        "(MB/s of input; meshd = offset 0 to all committed; commit interval {COMMIT_INTERVAL:?}; fr = freshness in s)"
     );
 }
 

@@ -42,14 +42,11 @@ async fn every_key_exactly_once_after_random_sigkills() {
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 3).await;
     // Commits every second and every 500 rows, so kills land before, during and after commits.
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[(
-            support::COMMIT_INTERVAL_LINE,
-            "interval: 1s\n        maxRecords: 500",
-        )],
-    );
+    let descriptor = support::product::Product::reference()
+        .input_topic(TOPIC)
+        .commit_interval(Duration::from_secs(1))
+        .commit_max_records(500)
+        .write(dir.path());
     // A short session: a restarted worker gets the partitions once the killed member expires.
     let (config, listen) = support::meshd_config(
         dir.path(),

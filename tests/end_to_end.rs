@@ -17,6 +17,7 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support::product::{Product, Schema};
 use support::{Meshd, Tansu, free_port, poll, python, run_python};
 
 const TOTAL: usize = 10_000;
@@ -113,40 +114,17 @@ async fn produce(bootstrap: &str, range: std::ops::Range<usize>, pause: Option<D
     }
 }
 
+/// The product under test: the reference reading [`TOPIC`], committing every second, without
+/// policies.
+fn product() -> Product {
+    Product::reference()
+        .input_topic(TOPIC)
+        .commit_interval(Duration::from_secs(1))
+        .without_policies()
+}
+
 fn write_files(dir: &Path, bootstrap: &str) -> std::path::PathBuf {
-    let seed =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments/schema/transactions.avsc");
-    std::fs::create_dir_all(dir.join("schema")).unwrap();
-    std::fs::copy(seed, dir.join("schema/transactions.avsc")).unwrap();
-    std::fs::write(
-        dir.join("product.yaml"),
-        format!(
-            r#"apiVersion: datamesh/v1
-kind: DataProduct
-metadata:
-  name: payment-transactions
-  domain: payments
-  owner: payment-team@example.com
-spec:
-  inputPorts:
-    - type: kafka-topic
-      source: {TOPIC}
-  outputPorts:
-    - type: iceberg-table
-      location: s3://data-mesh/payments/transactions/v1
-      schema: ./schema/transactions.avsc
-      sla:
-        freshness: "15min"
-        availability: "99.9%"
-      partitioning:
-        - column: event_time
-          transform: day
-      commit:
-        interval: 1s
-"#
-        ),
-    )
-    .unwrap();
+    product().write(dir);
     std::fs::write(dir.join("masking.key"), format!("{KEY}\n")).unwrap();
     // A short session timeout lets the restarted worker take over the killed one's partitions
     // in seconds; it starts only after that session expired (`wait_out_session`: Tansu gives a
@@ -247,30 +225,15 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
 
     // A new process resumes from the offsets recorded in the table; a second product in the
     // same process fails to start, and must not stop the first.
-    let broken = dir.path().join("broken.yaml");
-    let product = std::fs::read_to_string(dir.path().join("product.yaml")).unwrap();
-    let (head, ports) = product.split_once("  outputPorts:\n").unwrap();
-    std::fs::write(
-        &broken,
-        format!("{head}  outputPorts:\n{ports}{ports}")
-            .replace("name: payment-transactions", "name: broken-product"),
-    )
-    .unwrap();
+    let broken = product()
+        .name("broken-product")
+        .duplicate_output_port()
+        .write(&dir.path().join("broken"));
     // A third is denied by governance: its schema tags `email` PII without masking.
-    let denied_dir = dir.path().join("denied");
-    std::fs::create_dir_all(denied_dir.join("schema")).unwrap();
-    let schema = std::fs::read_to_string(dir.path().join("schema/transactions.avsc")).unwrap();
-    std::fs::write(
-        denied_dir.join("schema/transactions.avsc"),
-        schema.replace(r#", "masking": "SHA256""#, ""),
-    )
-    .unwrap();
-    let denied = denied_dir.join("product.yaml");
-    std::fs::write(
-        &denied,
-        product.replace("name: payment-transactions", "name: denied-product"),
-    )
-    .unwrap();
+    let denied = product()
+        .name("denied-product")
+        .without_masking("email")
+        .write(&dir.path().join("denied"));
     let second = start_products(
         dir.path(),
         &config,
@@ -404,7 +367,6 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
 /// applied by `meshd provision` (pyiceberg sees it); a removed column is refused with exit 1.
 fn plan_and_provision_a_schema_change(python: &Path, dir: &Path, config: &Path) {
     let schema_file = dir.join("schema/transactions.avsc");
-    let original = std::fs::read_to_string(&schema_file).unwrap();
     let meshd = |args: &[&str]| {
         let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
         all.extend([
@@ -418,16 +380,10 @@ fn plan_and_provision_a_schema_change(python: &Path, dir: &Path, config: &Path) 
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("is up to date"), "{text}");
 
-    let last_field = original
-        .rfind('}')
-        .and_then(|end| original[..end].rfind(']'))
-        .unwrap();
-    let added = format!(
-        "{},\n    {{\"name\": \"note\", \"type\": [\"null\", \"string\"], \"default\": null, \"doc\": \"Free text\"}}\n  {}",
-        original[..last_field].trim_end(),
-        &original[last_field..]
-    );
-    std::fs::write(&schema_file, &added).unwrap();
+    let added = Schema::load(&schema_file).with_field(json!({
+        "name": "note", "type": ["null", "string"], "default": null, "doc": "Free text"
+    }));
+    added.write(&schema_file);
     let (code, text) = meshd(&["plan"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("+ add optional column `note`"), "{text}");
@@ -441,12 +397,7 @@ fn plan_and_provision_a_schema_change(python: &Path, dir: &Path, config: &Path) 
             .all(|r| r.as_object().unwrap().contains_key("note") && r["note"].is_null())
     );
 
-    let without_region: String = added
-        .lines()
-        .filter(|l| !l.contains("\"region\""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&schema_file, without_region).unwrap();
+    added.without_field("region").write(&schema_file);
     let (code, text) = meshd(&["plan"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(

@@ -3,8 +3,12 @@
 //! format parses, and `meshd policy test` passes the shipped tests and fails a broken one.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use support::product::Schema;
 
 fn seed_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed")
@@ -34,15 +38,48 @@ fn seed_copy(unmask: bool) -> (tempfile::TempDir, String) {
         dir.path().join("product.yaml"),
     )
     .unwrap();
-    let schema = std::fs::read_to_string(seed_dir().join("schema/transactions.avsc")).unwrap();
+    let schema = Schema::load(&seed_dir().join("schema/transactions.avsc"));
     let schema = if unmask {
-        schema.replace(r#", "masking": "SHA256""#, "")
+        schema.without_masking("email")
     } else {
         schema
     };
-    std::fs::write(dir.path().join("schema/transactions.avsc"), schema).unwrap();
+    schema.write(&dir.path().join("schema/transactions.avsc"));
     let path = dir.path().join("product.yaml").display().to_string();
     (dir, path)
+}
+
+/// What the typed fixtures (`tests/support/product.rs`) write for the unchanged reference is
+/// what meshd reads from `examples/payments`: the same descriptor, the same columns, and every
+/// schema field on its original line (findings such as `transactions.avsc:9` depend on it).
+#[test]
+fn the_fixtures_write_the_reference_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
+    let original = meshd_config::DataProduct::load(&examples.join("product.yaml")).unwrap();
+    let written =
+        meshd_config::DataProduct::load(&support::product::Product::reference().write(dir.path()))
+            .unwrap();
+    assert_eq!(
+        serde_json::to_value(&written.spec).unwrap(),
+        serde_json::to_value(&original.spec).unwrap()
+    );
+    assert_eq!(written.schemas[0].fields, original.schemas[0].fields);
+
+    let text = std::fs::read_to_string(examples.join("schema/transactions.avsc")).unwrap();
+    let line_of = |text: &str, name: &str| {
+        text.lines()
+            .position(|l| l.contains(&format!("\"name\": \"{name}\"")))
+    };
+    for column in &original.schemas[0].fields {
+        assert_eq!(
+            line_of(&written.schemas[0].text, &column.name),
+            line_of(&text, &column.name),
+            "the line of `{}`",
+            column.name
+        );
+    }
+    assert!(line_of(&text, "email").is_some());
 }
 
 const SEED_MESSAGE: &str = "Column 'email' contains PII but lacks masking configuration.";

@@ -42,8 +42,10 @@ async fn sigterm_commits_what_is_buffered_and_a_restart_continues_exactly() {
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 2).await;
     // A commit interval far longer than the test: only the drain on SIGTERM commits.
-    let descriptor =
-        support::example_product(dir.path(), TOPIC, &[("interval: 2s", "interval: 10min")]);
+    let descriptor = support::product::Product::reference()
+        .input_topic(TOPIC)
+        .commit_interval(Duration::from_secs(600))
+        .write(dir.path());
     let start = |run: &str| {
         let name = format!("meshd-{run}");
         let (config, listen) = support::meshd_config(

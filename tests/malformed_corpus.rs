@@ -11,6 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use meshd_config::InputFormat;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -327,14 +328,10 @@ async fn every_malformed_record_is_dead_lettered_with_its_reason() {
     let big = [("max.message.bytes", "4000000")];
     tansu.create_topic_with(JSON_TOPIC, 2, &big).await;
     tansu.create_topic_with(AVRO_TOPIC, 2, &big).await;
-    let descriptor = support::example_product(
-        dir.path(),
-        JSON_TOPIC,
-        &[(
-            "  outputPorts:\n",
-            "    - type: kafka-topic\n      source: corpus-avro\n      format: avro\n  outputPorts:\n",
-        )],
-    );
+    let descriptor = support::product::Product::reference()
+        .input_topic(JSON_TOPIC)
+        .add_input_topic(AVRO_TOPIC, InputFormat::Avro)
+        .write(dir.path());
     let (config, listen) = support::meshd_config(dir.path(), "meshd", &tansu.bootstrap, &[], "");
     let meshd = Meshd::start(
         &config,

@@ -104,14 +104,10 @@ async fn three_hosts_sharing_kafka_postgres_and_s3_run_one_product_exactly_once(
         );
         (code == Some(0), text)
     };
-    let elsewhere = support::example_product(
-        &root.join("elsewhere"),
-        TOPIC,
-        &[(
-            "location: s3://data-mesh/payments/transactions/v1",
-            "location: s3://no-such-bucket/payments/transactions/v1",
-        )],
-    );
+    let elsewhere = support::product::Product::reference()
+        .input_topic(TOPIC)
+        .location("s3://no-such-bucket/payments/transactions/v1")
+        .write(&root.join("elsewhere"));
     let (ok, text) = provision(&elsewhere);
     assert!(
         !ok && text.contains("no such bucket") && text.contains("no-such-bucket"),

@@ -386,17 +386,11 @@ async fn a_product_whose_bucket_is_missing_fails_alone() {
     pg.create_database("two");
     moto.create_bucket("data-mesh");
     let good = support::example_product(&dir.path().join("good"), "raw-good", &[]);
-    let missing = support::example_product(
-        &dir.path().join("missing"),
-        "raw-missing",
-        &[
-            ("name: payment-transactions", "name: payment-refunds"),
-            (
-                "location: s3://data-mesh/payments/transactions/v1",
-                "location: s3://no-such-bucket/payments/refunds/v1",
-            ),
-        ],
-    );
+    let missing = support::product::Product::reference()
+        .input_topic("raw-missing")
+        .name("payment-refunds")
+        .location("s3://no-such-bucket/payments/refunds/v1")
+        .write(&dir.path().join("missing"));
     let listen = format!("127.0.0.1:{}", support::free_port());
     let config = dir.path().join("meshd.yaml");
     std::fs::write(

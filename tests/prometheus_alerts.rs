@@ -47,14 +47,11 @@ async fn freshness_alert_fires_while_the_catalog_is_locked_and_resolves_after() 
     tansu.create_topic(TOPIC, 1).await;
 
     // The reference product with a 20 s freshness SLO and 1 s commits.
-    let descriptor = support::example_product(
-        dir.path(),
-        TOPIC,
-        &[
-            ("freshness: \"15min\"", "freshness: \"20s\""),
-            ("interval: 2s", "interval: 1s"),
-        ],
-    );
+    let descriptor = support::product::Product::reference()
+        .input_topic(TOPIC)
+        .freshness(Duration::from_secs(20))
+        .commit_interval(Duration::from_secs(1))
+        .write(dir.path());
     let (config, listen) = support::meshd_config(dir.path(), "meshd", &tansu.bootstrap, &[], "");
     let meshd = Meshd::start(
         &config,

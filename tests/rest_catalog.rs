@@ -151,17 +151,11 @@ async fn a_rest_catalog_restart_loses_nothing_and_other_engines_read_the_table()
         "the refusal names the rule:\n{text}"
     );
 
-    let descriptor = support::example_product(
-        &root.join("product"),
-        TOPIC,
-        &[
-            support::COMMIT_EVERY_SECOND,
-            (
-                "location: s3://data-mesh/payments/transactions/v1",
-                "location: s3://lake/warehouse/payments/payment_transactions",
-            ),
-        ],
-    );
+    let descriptor = support::product::Product::reference()
+        .input_topic(TOPIC)
+        .commit_interval(Duration::from_secs(1))
+        .location("s3://lake/warehouse/payments/payment_transactions")
+        .write(&root.join("product"));
     let meshd = Meshd::start(&config, &[&descriptor], &listen, root.join("meshd.log"));
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
     until_consuming(&meshd, "the worker");

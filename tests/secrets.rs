@@ -21,8 +21,7 @@ async fn masking_key_and_sasl_password_never_leak() {
         return;
     };
     tansu.create_topic(TOPIC, 1).await;
-    let descriptor =
-        support::example_product(dir.path(), TOPIC, &[("interval: 2s", "interval: 1s")]);
+    let descriptor = support::example_product(dir.path(), TOPIC, &[support::COMMIT_EVERY_SECOND]);
     std::fs::write(dir.path().join("masking.key"), KEY).unwrap();
     // The SASL settings ride along on a plaintext listener: librdkafka keeps the password in its
     // configuration, which is what must never be printed.

@@ -2,6 +2,7 @@
 //! (base units, `_total` on counters); labels are bounded: `product`, `port` (an input topic
 //! or an output table) and `reason` for dead letters, `outcome` for commits.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -184,10 +185,21 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+
+    /// The largest `meshd_freshness_seconds` of any product and port, read from the gauges
+    /// themselves (the systemd status line); 0 while no worker has set one.
+    pub fn worst_freshness(&self) -> f64 {
+        self.freshness
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_gauge().get_value())
+            .fold(0.0, f64::max)
+    }
 }
 
-/// The values of every sample of metric `name` in Prometheus text (for progress lines and
-/// the systemd status, which read our own registry's rendering).
+/// The values of every sample of metric `name` in Prometheus text (for the demo's progress
+/// lines, which read our own registry's rendering).
 pub fn sample_values<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
     text.lines()
         .filter(move |l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -197,6 +209,27 @@ pub fn sample_values<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worst_freshness_is_the_largest_gauge_of_any_product_and_port() {
+        let metrics = Metrics::new().unwrap();
+        assert_eq!(metrics.worst_freshness(), 0.0);
+        for (product, port, seconds) in [("a", "a.t", 3.5), ("b", "b.t", 42.0), ("b", "b.u", 7.0)] {
+            metrics
+                .freshness
+                .with_label_values(&[product, port])
+                .set(seconds);
+        }
+        assert_eq!(metrics.worst_freshness(), 42.0);
+        metrics.freshness.with_label_values(&["b", "b.t"]).set(0.0);
+        assert_eq!(metrics.worst_freshness(), 7.0);
+        // Other gauges do not count.
+        metrics
+            .freshness_slo
+            .with_label_values(&["a", "a.t"])
+            .set(900.0);
+        assert_eq!(metrics.worst_freshness(), 7.0);
+    }
 
     #[test]
     fn every_documented_metric_is_in_the_readme() {

@@ -48,7 +48,7 @@ pub fn spawn(
                 .count();
             let status = format!(
                 "{running} product(s) running, {failed} failed; worst freshness {:.0}s",
-                worst_freshness(&metrics.render())
+                metrics.worst_freshness()
             );
             states.push(NotifyState::Status(&status));
             if watchdog.is_some() {
@@ -63,9 +63,4 @@ pub fn spawn(
             NotifyState::Status("stopping: committing buffered data"),
         ]);
     })
-}
-
-/// The largest `meshd_freshness_seconds` sample in a Prometheus text scrape.
-fn worst_freshness(text: &str) -> f64 {
-    crate::metrics::sample_values(text, "meshd_freshness_seconds").fold(0.0, f64::max)
 }

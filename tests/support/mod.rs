@@ -1,7 +1,7 @@
 //! What the end-to-end tests share: a real Tansu broker on loopback, `meshd run` as a child
 //! process, a Prometheus scrape parsed with an independent parser, and pyiceberg as the
-//! independent table reader. A missing tool fails the test when `CI=true` and skips it
-//! (loudly) otherwise.
+//! independent table reader; descriptors are built from typed values ([`product`]). A missing
+//! tool fails the test when `CI=true` and skips it (loudly) otherwise.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::TcpListener;
@@ -14,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+pub mod product;
 pub mod services;
 
 /// Whether a missing service must fail the test rather than skip it.
@@ -452,33 +453,23 @@ pub fn http_get_status(url: &str) -> Option<(u16, String)> {
     Some((status, body.to_string()))
 }
 
-/// The reference product (`examples/payments`) copied into `dir`, reading `topic`, with its
-/// text edited by `edits` (from → to); returns the descriptor's path.
-pub fn example_product(dir: &Path, topic: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/payments");
-    std::fs::create_dir_all(dir.join("schema")).unwrap();
-    std::fs::copy(
-        examples.join("schema/transactions.avsc"),
-        dir.join("schema/transactions.avsc"),
-    )
-    .unwrap();
-    let mut product = std::fs::read_to_string(examples.join("product.yaml"))
-        .unwrap()
-        .replace("source: raw-payment-events", &format!("source: {topic}"))
-        .replace(
-            "deadLetterTopic: raw-payment-events.dlq",
-            &format!("deadLetterTopic: {topic}.dlq"),
-        );
-    for (from, to) in edits {
-        assert!(
-            product.contains(from),
-            "the example product has no `{from}`"
-        );
-        product = product.replace(from, to);
-    }
-    let descriptor = dir.join("product.yaml");
-    std::fs::write(&descriptor, product).unwrap();
-    descriptor
+/// A change to the reference product, for [`example_product`].
+pub type Edit = fn(product::Product) -> product::Product;
+
+/// Commits every second (fault tests want commits to land often, so faults hit before, during
+/// and after them).
+pub const COMMIT_EVERY_SECOND: Edit = |product| product.commit_interval(Duration::from_secs(1));
+
+/// The reference product reading `topic` (dead letters to `<topic>.dlq`) with `edits` applied,
+/// written into `dir`; returns the descriptor's path. Shorthand for [`product::Product`].
+pub fn example_product(dir: &Path, topic: &str, edits: &[Edit]) -> PathBuf {
+    edits
+        .iter()
+        .fold(
+            product::Product::reference().input_topic(topic),
+            |product, edit| edit(product),
+        )
+        .write(dir)
 }
 
 /// A meshd platform config `<name>.yaml` in `dir` for a broker at `bootstrap`, with the catalog
@@ -937,13 +928,6 @@ pub fn test_dir() -> tempfile::TempDir {
     }
     dir
 }
-
-/// The example product's commit interval line, and the edit that makes it commit every second
-/// (fault tests want commits to land often, so faults hit before, during and after them).
-pub const COMMIT_INTERVAL_LINE: &str =
-    "interval: 2s                       # default 10s; must be below the freshness SLA";
-/// See [`COMMIT_INTERVAL_LINE`].
-pub const COMMIT_EVERY_SECOND: (&str, &str) = (COMMIT_INTERVAL_LINE, "interval: 1s");
 
 /// One more `meshd run` of `descriptor` with its own config `<name>.yaml` (own metrics port,
 /// shared catalog and warehouse in `dir`), logging to `<name>.log`: a member of a group.
