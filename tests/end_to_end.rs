@@ -227,7 +227,10 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     // same process fails to start, and must not stop the first.
     let broken = product()
         .name("broken-product")
-        .duplicate_output_port()
+        .with_field(serde_json::json!({"name": "customer", "type": ["null", {
+            "type": "record", "name": "Customer",
+            "fields": [{"name": "phone", "type": "string", "masking": "REDACT"}]
+        }], "default": null}))
         .write(&dir.path().join("broken"));
     // A third is denied by governance: its schema tags `email` PII without masking.
     let denied = product()
@@ -317,7 +320,7 @@ async fn ten_thousand_records_survive_a_sigkill_exactly_once() {
     let reason = ready["products"]["broken-product"]["reason"]
         .as_str()
         .unwrap_or_default();
-    assert!(reason.contains("more than one output port"), "{ready}");
+    assert!(reason.contains("masking on nested field"), "{ready}");
 
     let expected_rows: BTreeSet<String> = (0..TOTAL)
         .filter(|i| malformed_kind(*i).is_none())

@@ -375,6 +375,23 @@ impl DataProduct {
                 Some("use lowercase letters, digits, `-` and `_`".into()),
             ));
         }
+        // Every output port is a table of its own: two ports writing one table would each
+        // commit the other's offsets away.
+        let mut tables: Vec<String> = Vec::new();
+        for (i, port) in spec.spec.output_ports.iter().enumerate() {
+            let table = sanitize(port.name.as_deref().unwrap_or(&spec.metadata.name));
+            if let Some(first) = tables.iter().position(|t| *t == table) {
+                diagnostics.push(at(
+                    format!("spec.outputPorts[{i}].name"),
+                    format!(
+                        "output ports {first} and {i} both write table `{}.{table}`",
+                        sanitize(&spec.metadata.domain)
+                    ),
+                    Some("give each output port its own `name`".into()),
+                ));
+            }
+            tables.push(table);
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut schemas = Vec::new();
         for (i, port) in spec.spec.output_ports.iter().enumerate() {

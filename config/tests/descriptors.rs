@@ -336,3 +336,30 @@ fn an_invalid_avro_alias_is_an_error_at_its_position() {
     let text = "{\"type\": \"record\", \"name\": \"T\",\n \"aliases\": [\"Old\", \"n,ing\"],\n \"fields\": [{\"name\": \"a\", \"type\": \"string\"}]}";
     assert_invalid_avro_name(text, "n,ing", 2);
 }
+
+#[test]
+fn two_output_ports_may_not_write_one_table() {
+    let second = "    - type: iceberg-table
+      location: s3://lake/sales/orders2
+      schema: ./t.avsc
+      sla:
+        freshness: \"15min\"
+        availability: \"99.9%\"
+";
+    let (line, _, path, shown) = first_error(&(GOOD.to_string() + second), SCHEMA);
+    assert_eq!(
+        (line, path.as_str()),
+        (18, "spec.outputPorts[1].name"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("output ports 0 and 1 both write table `sales.orders`"),
+        "{shown}"
+    );
+    let named = second.replace(
+        "    - type: iceberg-table\n",
+        "    - type: iceberg-table\n      name: orders-audit\n",
+    );
+    let product = load(&(GOOD.to_string() + &named), SCHEMA).unwrap();
+    assert_eq!(product.table_ident(1).1, "orders_audit");
+}

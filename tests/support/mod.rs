@@ -787,10 +787,34 @@ pub async fn assert_exactly_once(
     python: &Path,
     bootstrap: &str,
     dead_letter_topic: &str,
+    records: (u64, u64),
+    log: impl Fn() -> String,
+) -> (usize, usize) {
+    assert_exactly_once_in(
+        "payments.payment_transactions",
+        config,
+        s3,
+        python,
+        bootstrap,
+        dead_letter_topic,
+        records,
+        log,
+    )
+    .await
+}
+
+/// [`assert_exactly_once`] for the table `TABLE` (`namespace.table`).
+#[allow(clippy::too_many_arguments)]
+pub async fn assert_exactly_once_in(
+    table: &str,
+    config: &Path,
+    s3: Option<&services::Moto>,
+    python: &Path,
+    bootstrap: &str,
+    dead_letter_topic: &str,
     (records, bad_every): (u64, u64),
     log: impl Fn() -> String,
 ) -> (usize, usize) {
-    const TABLE: &str = "payments.payment_transactions";
     let is_bad = |n: u64| bad_every > 0 && n % bad_every == bad_every - 1;
     let bad: std::collections::BTreeSet<String> = (0..records)
         .filter(|&n| is_bad(n))
@@ -831,7 +855,7 @@ pub async fn assert_exactly_once(
                 log()
             );
         }
-        keys = table_strings(config, TABLE, "transaction_id")
+        keys = table_strings(config, table, "transaction_id")
             .await
             .unwrap_or_default();
         if keys.len() < good {
@@ -852,7 +876,7 @@ pub async fn assert_exactly_once(
     let out = run_python(
         python,
         "table_keys.py",
-        &[&catalog_spec(config, s3), TABLE, "transaction_id"],
+        &[&catalog_spec(config, s3), table, "transaction_id"],
     );
     let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(counted["rows"], good, "pyiceberg: {counted}");

@@ -20,6 +20,8 @@ fn examples() -> PathBuf {
 pub struct Product {
     descriptor: Descriptor,
     schema: Schema,
+    /// Schemas of output ports added with [`Product::add_output_port`], by file.
+    more_schemas: Vec<(PathBuf, Schema)>,
 }
 
 impl Product {
@@ -29,7 +31,11 @@ impl Product {
         let text = std::fs::read_to_string(dir.join("product.yaml")).unwrap();
         let descriptor: Descriptor = serde_yaml_ng::from_str(&text).unwrap();
         let schema = Schema::load(&dir.join(&descriptor.spec.output_ports[0].schema));
-        Self { descriptor, schema }
+        Self {
+            descriptor,
+            schema,
+            more_schemas: Vec::new(),
+        }
     }
 
     /// The product's name (`metadata.name`), which also names its table.
@@ -101,10 +107,20 @@ impl Product {
         self
     }
 
-    /// A second output port equal to the first (meshd runs one output port per product).
-    pub fn duplicate_output_port(mut self) -> Self {
-        let first = self.descriptor.spec.output_ports[0].clone();
-        self.descriptor.spec.output_ports.push(first);
+    /// One more output port like the first, writing table `<domain>.<name>` with `schema`.
+    pub fn add_output_port(mut self, name: &str, schema: Schema) -> Self {
+        let mut port = self.descriptor.spec.output_ports[0].clone();
+        port.name = Some(name.to_string());
+        port.location = format!("{}-{name}", port.location);
+        port.schema = PathBuf::from(format!("schema/{name}.avsc"));
+        self.more_schemas.push((port.schema.clone(), schema));
+        self.descriptor.spec.output_ports.push(port);
+        self
+    }
+
+    /// The first output port's schema gains `field` (a JSON field object).
+    pub fn with_field(mut self, field: Value) -> Self {
+        self.schema = self.schema.with_field(field);
         self
     }
 
@@ -119,7 +135,14 @@ impl Product {
     pub fn write(&self, dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
         for port in &self.descriptor.spec.output_ports {
-            self.schema.write(&dir.join(&port.schema));
+            match self
+                .more_schemas
+                .iter()
+                .find(|(path, _)| *path == port.schema)
+            {
+                Some((_, schema)) => schema.write(&dir.join(&port.schema)),
+                None => self.schema.write(&dir.join(&port.schema)),
+            }
         }
         let mut yaml = serde_yaml_ng::to_value(&self.descriptor).unwrap();
         drop_nulls(&mut yaml);

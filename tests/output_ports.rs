@@ -1,0 +1,114 @@
+//! Several output ports per product: every input record goes to every port, each port takes
+//! its projection of the record and masks it its own way, and each table is exactly once.
+//!
+//! One product, two tables: the reference port (`email` masked with SHA256) and an `audit`
+//! port whose schema drops `email`. A stream flows while `meshd run` is SIGKILLed at random
+//! moments and restarted; at the end each table holds every good key exactly once, `email`
+//! is masked in the first and absent from the second.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use support::product::{Product, Schema};
+use support::{Meshd, Tansu, python};
+
+const TOPIC: &str = "two-ports";
+const BAD_EVERY: u64 = 97;
+const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
+const AUDIT: &str = "payments.payment_audit";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_output_ports_are_each_exactly_once_through_sigkills() {
+    let kills: u64 = std::env::var("MESHD_PORTS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed = rand::random::<u32>() as u64;
+    eprintln!("two output ports: {kills} kills, seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = support::test_dir();
+    let Some(tansu) = Tansu::start(dir.path()) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    tansu.create_topic(TOPIC, 3).await;
+    let descriptor = Product::reference()
+        .input_topic(TOPIC)
+        .commit_interval(Duration::from_secs(1))
+        .commit_max_records(500)
+        .add_output_port("payment-audit", Schema::reference().without_field("email"))
+        .write(dir.path());
+    let (config, listen) = support::meshd_config(
+        dir.path(),
+        "meshd",
+        &tansu.bootstrap,
+        &[
+            &format!("session.timeout.ms: \"{}\"", SESSION_TIMEOUT.as_millis()),
+            "heartbeat.interval.ms: \"500\"",
+        ],
+        "",
+    );
+    let start = |run: u64| {
+        Meshd::start(
+            &config,
+            &[&descriptor],
+            &listen,
+            dir.path().join(format!("meshd-{run}.log")),
+        )
+    };
+    let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
+    for run in 0..kills {
+        let mut meshd = start(run);
+        support::until_consuming(&meshd, "the restarted worker");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..2500))).await;
+        meshd.kill();
+        support::wait_out_session(SESSION_TIMEOUT).await;
+    }
+    let records = stream.stop().await;
+    let last = start(kills);
+    let dlq = format!("{TOPIC}.dlq");
+    for table in ["payments.payment_transactions", AUDIT] {
+        let (rows, letters) = support::assert_exactly_once_in(
+            table,
+            &config,
+            None,
+            &python,
+            &tansu.bootstrap,
+            &dlq,
+            (records, BAD_EVERY),
+            || last.log_text(),
+        )
+        .await;
+        eprintln!(
+            "{table}: {records} records, {rows} rows each exactly once, {letters} dead letters"
+        );
+    }
+    support::assert_offsets_continue(dir.path());
+
+    let emails = support::table_strings(&config, "payments.payment_transactions", "email")
+        .await
+        .unwrap();
+    assert!(
+        emails.iter().all(|e| !e.contains('@') && e.len() == 64),
+        "email is masked in the reference port"
+    );
+    let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+    let audit = catalog
+        .load_table(&iceberg::TableIdent::from_strs(AUDIT.split('.')).unwrap())
+        .await
+        .unwrap();
+    let schema = audit.metadata().current_schema();
+    assert!(schema.field_by_name("email").is_none(), "{schema:?}");
+    assert!(schema.field_by_name("transaction_id").is_some());
+    let s = last.scrape().unwrap();
+    for table in ["payments.payment_transactions", AUDIT] {
+        assert!(
+            s.sum_where("meshd_commits_total", &[("port", table)]) > 0.0,
+            "commits of {table} are counted under its own port label"
+        );
+    }
+}
