@@ -97,9 +97,20 @@ pub struct InputPort {
     /// Where records that fail decoding or validation go; default `<source>.dlq`.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    /// The registry subject of the topic's values (`avro-confluent`); default
+    /// `<source>-value`, Confluent's topic name strategy.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 impl InputPort {
+    /// The registry subject holding the schemas producers write this topic's values with.
+    pub fn subject(&self) -> String {
+        self.subject
+            .clone()
+            .unwrap_or_else(|| format!("{}-value", self.source))
+    }
+
     /// The dead-letter topic for this port.
     pub fn dead_letter_topic(&self) -> String {
         self.dead_letter_topic
@@ -126,6 +137,10 @@ pub enum InputFormat {
     Json,
     /// A binary Avro datum written with the output port's schema, no framing.
     Avro,
+    /// Confluent's wire format: byte 0, a 4-byte schema id, then an Avro datum written with
+    /// the schema registered under that id (what Confluent's serializers, Kafka Connect and
+    /// Debezium produce). Needs `schemaRegistry` in the platform config.
+    AvroConfluent,
 }
 
 /// One Iceberg table the product publishes.

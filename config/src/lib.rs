@@ -24,7 +24,7 @@ pub use error::{ConfigError, Diagnostic, closest};
 pub use masking::Masking;
 pub use platform::{
     CatalogConfig, CatalogKind, GovernanceConfig, MaskingConfig, MetricsConfig, PlatformConfig,
-    Sensitive,
+    SchemaRegistryConfig, Sensitive,
 };
 pub use schema::{Column, ColumnType, PortSchema};
 pub use units::{ByteSize, HumanDuration, Ratio};

@@ -4,7 +4,8 @@
 //!
 //! Environment variables: `MESHD_WAREHOUSE`, `MESHD_CATALOG_TYPE`, `MESHD_CATALOG_URI`,
 //! `MESHD_CATALOG_PASSWORD`, `MESHD_CATALOG_WAREHOUSE`, `MESHD_CATALOG_CREDENTIAL`,
-//! `MESHD_CATALOG_TOKEN`,
+//! `MESHD_CATALOG_TOKEN`, `MESHD_SCHEMA_REGISTRY_URL`, `MESHD_SCHEMA_REGISTRY_USERNAME`,
+//! `MESHD_SCHEMA_REGISTRY_PASSWORD`, `MESHD_SCHEMA_REGISTRY_TOKEN`,
 //! `MESHD_METRICS_LISTEN`, `MESHD_MASKING_KEY_FILE`, `MESHD_MASKING_KEY_ENV`,
 //! `MESHD_STORAGE_<KEY>` and `MESHD_KAFKA_<PROPERTY>` (`MESHD_KAFKA_SASL_PASSWORD` sets
 //! librdkafka's `sasl.password`).
@@ -72,6 +73,53 @@ pub struct PlatformConfig {
     /// Which governance policies a worker checks before it starts.
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// The Confluent-compatible schema registry `avro-confluent` input ports read writer
+    /// schemas from.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
+}
+
+/// Where writer schemas of `avro-confluent` records are looked up (Confluent Schema Registry,
+/// Redpanda, Karapace, Apicurio's Confluent API).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `http://registry:8081` (`MESHD_SCHEMA_REGISTRY_URL`).
+    pub url: String,
+    /// Basic-auth user (`MESHD_SCHEMA_REGISTRY_USERNAME`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password; keep it in a Secret (`MESHD_SCHEMA_REGISTRY_PASSWORD`).
+    #[serde(default)]
+    pub password: Option<Sensitive<String>>,
+    /// Bearer token, instead of basic auth (`MESHD_SCHEMA_REGISTRY_TOKEN`).
+    #[serde(default)]
+    pub token: Option<Sensitive<String>>,
+    /// A PEM file with the CA that signed the registry's certificate, when it is not in the
+    /// system's trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Writer schemas kept per worker (each with its decoder); the least recently used goes
+    /// first. Producers rarely have more than a few versions live.
+    #[serde(default = "default_registry_cache")]
+    pub cache_size: usize,
+}
+
+fn default_registry_cache() -> usize {
+    1000
+}
+
+impl SchemaRegistryConfig {
+    fn at(url: String) -> Self {
+        Self {
+            url,
+            username: None,
+            password: None,
+            token: None,
+            ca_file: None,
+            cache_size: default_registry_cache(),
+        }
+    }
 }
 
 /// Governance at run time: the same policies `meshd validate` applies in CI are checked again
@@ -227,6 +275,7 @@ impl Default for PlatformConfig {
             metrics: MetricsConfig::default(),
             masking: MaskingConfig::default(),
             governance: GovernanceConfig::default(),
+            schema_registry: None,
         }
     }
 }
@@ -299,6 +348,22 @@ impl PlatformConfig {
                         "`{value}` is not a socket address such as 127.0.0.1:9464"
                     ))
                 })?
+            }
+            "SCHEMA_REGISTRY_URL" => match &mut self.schema_registry {
+                Some(registry) => registry.url = value,
+                None => self.schema_registry = Some(SchemaRegistryConfig::at(value)),
+            },
+            "SCHEMA_REGISTRY_USERNAME" | "SCHEMA_REGISTRY_PASSWORD" | "SCHEMA_REGISTRY_TOKEN" => {
+                let Some(registry) = &mut self.schema_registry else {
+                    return Err(bad(
+                        "set schemaRegistry.url (or MESHD_SCHEMA_REGISTRY_URL) too".into(),
+                    ));
+                };
+                match name {
+                    "SCHEMA_REGISTRY_USERNAME" => registry.username = Some(value),
+                    "SCHEMA_REGISTRY_PASSWORD" => registry.password = Some(Sensitive::new(value)),
+                    _ => registry.token = Some(Sensitive::new(value)),
+                }
             }
             "MASKING_KEY_FILE" => self.masking.key_file = Some(value.into()),
             "MASKING_KEY_ENV" => self.masking.key_env = Some(value),

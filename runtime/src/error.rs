@@ -46,6 +46,14 @@ pub enum RuntimeError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    /// The schema registry could not be used (unreachable, refusing, misconfigured).
+    #[error("schema registry {url}: {problem}")]
+    Registry {
+        /// The request's URL, without credentials.
+        url: String,
+        /// What went wrong and what to check.
+        problem: String,
+    },
     /// The masking key could not be read.
     #[error("masking key: {0}")]
     MaskingKey(String),

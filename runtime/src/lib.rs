@@ -21,6 +21,7 @@ pub mod mask;
 pub mod metrics;
 pub mod process;
 pub mod provision;
+pub mod registry;
 pub mod systemd;
 pub mod validate;
 pub mod worker;

@@ -65,6 +65,7 @@ impl Product {
             source: topic.to_string(),
             format,
             dead_letter_topic: None,
+            subject: None,
         });
         self
     }

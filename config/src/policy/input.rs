@@ -54,7 +54,11 @@ pub fn policy_input(product: &DataProduct, port: usize) -> Value {
         },
         "inputPorts": spec.spec.input_ports.iter().map(|i| json!({
             "source": i.source,
-            "format": match i.format { InputFormat::Json => "json", InputFormat::Avro => "avro" },
+            "format": match i.format {
+                InputFormat::Json => "json",
+                InputFormat::Avro => "avro",
+                InputFormat::AvroConfluent => "avro-confluent",
+            },
             "deadLetterTopic": i.dead_letter_topic(),
         })).collect::<Vec<_>>(),
         "policies": policies(product, &column_names),

@@ -15,6 +15,8 @@ use super::{DecoderFactory, Diagnosis, RowDecoder};
 /// Builds Avro decoders for one writer schema.
 pub struct AvroDecoderFactory {
     store: SchemaStore,
+    /// The port's schema when it differs from the writer's (Avro schema resolution).
+    reader: Option<AvroSchema>,
     prefix: [u8; 10],
     schema: SchemaRef,
     /// The writer schema for explaining failures; `None` if it uses something the walk does
@@ -25,6 +27,16 @@ pub struct AvroDecoderFactory {
 impl AvroDecoderFactory {
     /// `avsc` is the port's schema text; records must be written with it.
     pub fn new(avsc: &str) -> Result<Self, ArrowError> {
+        Self::build(avsc, None)
+    }
+
+    /// Records written with `writer`, read as `reader` (the port's schema) by Avro schema
+    /// resolution: defaults for fields the writer lacks, promotions, dropped writer fields.
+    pub fn resolving(writer: &str, reader: &str) -> Result<Self, ArrowError> {
+        Self::build(writer, Some(AvroSchema::new(reader.to_string())))
+    }
+
+    fn build(avsc: &str, reader: Option<AvroSchema>) -> Result<Self, ArrowError> {
         let mut store = SchemaStore::new();
         let fingerprint = store.register(AvroSchema::new(avsc.to_string()))?;
         let Fingerprint::Rabin(rabin) = fingerprint else {
@@ -35,12 +47,11 @@ impl AvroDecoderFactory {
         let mut prefix = [0u8; 10];
         prefix[..2].copy_from_slice(&SINGLE_OBJECT_MAGIC);
         prefix[2..].copy_from_slice(&rabin.to_le_bytes());
-        let probe = ReaderBuilder::new()
-            .with_writer_schema_store(store.clone())
-            .build_decoder()?;
+        let probe = builder(&store, reader.as_ref()).build_decoder()?;
         Ok(Self {
             schema: probe.schema(),
             store,
+            reader,
             prefix,
             walk: explain::WalkSchema::parse(avsc),
         })
@@ -54,8 +65,7 @@ impl AvroDecoderFactory {
 
 impl DecoderFactory for AvroDecoderFactory {
     fn decoder(&self, capacity: usize) -> Box<dyn RowDecoder> {
-        let decoder = ReaderBuilder::new()
-            .with_writer_schema_store(self.store.clone())
+        let decoder = builder(&self.store, self.reader.as_ref())
             .with_batch_size(capacity.max(1))
             .build_decoder()
             .map_err(|e| e.to_string());
@@ -68,6 +78,14 @@ impl DecoderFactory for AvroDecoderFactory {
 
     fn diagnose(&self, payload: &[u8]) -> Option<Diagnosis> {
         self.walk.as_ref()?.diagnose(payload)
+    }
+}
+
+fn builder(store: &SchemaStore, reader: Option<&AvroSchema>) -> ReaderBuilder {
+    let builder = ReaderBuilder::new().with_writer_schema_store(store.clone());
+    match reader {
+        Some(reader) => builder.with_reader_schema(reader.clone()),
+        None => builder,
     }
 }
 

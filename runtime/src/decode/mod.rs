@@ -13,8 +13,10 @@
 //! releases.
 
 mod avro;
+pub mod confluent;
 mod json;
 mod reason;
+pub mod resolve;
 pub mod wire;
 
 use arrow_array::RecordBatch;

@@ -26,11 +26,15 @@ pub enum Reason {
     NullValue,
     /// The record is larger than the configured limit.
     TooLarge,
+    /// The record names a writer schema id the schema registry does not know.
+    SchemaId,
+    /// The writer schema cannot be read as the port's schema (the message names the field).
+    SchemaResolution,
 }
 
 impl Reason {
     /// Every reason, so metrics and docs can enumerate the label values up front.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Decode,
         Reason::Schema,
         Reason::Required,
@@ -39,6 +43,8 @@ impl Reason {
         Reason::Format,
         Reason::NullValue,
         Reason::TooLarge,
+        Reason::SchemaId,
+        Reason::SchemaResolution,
     ];
 
     /// The wire spelling: the `reason` metric label and the dead-letter header value, which
@@ -53,6 +59,8 @@ impl Reason {
             Reason::Format => "format",
             Reason::NullValue => "null-value",
             Reason::TooLarge => "too-large",
+            Reason::SchemaId => "schema-id",
+            Reason::SchemaResolution => "schema-resolution",
         }
     }
 }
@@ -83,7 +91,9 @@ mod tests {
                 "decimal",
                 "format",
                 "null-value",
-                "too-large"
+                "too-large",
+                "schema-id",
+                "schema-resolution"
             ]
         );
         assert_eq!(

@@ -24,6 +24,7 @@ mod output;
 mod pipeline;
 mod process;
 mod rebalance;
+mod registry;
 mod setup;
 mod sla;
 mod status;
@@ -136,6 +137,8 @@ struct Worker {
     input: Input,
     stats: watch::Receiver<InputStats>,
     status: watch::Sender<WorkerStatus>,
+    /// The schema registry, for `avro-confluent` input ports.
+    registry: Option<Arc<crate::registry::Registry>>,
     /// Held data was dropped while the consumer kept its position: consumption waits until
     /// every assigned partition is sought back to what the ports still need.
     resync: bool,

@@ -13,6 +13,7 @@ use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use meshd_config::{Column, PortSchema};
 
 use super::chunk::Chunk;
+use crate::decode::confluent::ConfluentDecoders;
 use crate::decode::{self, DecoderFactory, Reason, wire};
 use crate::mask::Masker;
 use crate::validate;
@@ -20,9 +21,22 @@ use crate::validate;
 /// How one input topic is decoded, and where its bad records go.
 pub struct InputDecoder {
     /// Decoders for the topic's format, in the input schema.
-    pub factory: Box<dyn DecoderFactory>,
+    pub decoding: Decoding,
     /// The input port's dead-letter topic.
     pub dead_letter_topic: String,
+}
+
+/// A topic's decoders.
+pub enum Decoding {
+    /// One schema for every record (JSON, bare Avro).
+    Fixed(Box<dyn DecoderFactory>),
+    /// Confluent's wire format: a writer schema per id, from the registry.
+    Confluent {
+        /// Writer schemas met so far, with their decoders.
+        decoders: ConfluentDecoders,
+        /// The registry subject (for messages).
+        subject: String,
+    },
 }
 
 /// A record that goes to the dead-letter topic instead of a table.
@@ -47,20 +61,25 @@ pub struct DecodedChunk {
 
 /// Decodes every record of `chunk` with its topic's decoder.
 pub fn decode_chunk(
-    decoders: &HashMap<String, InputDecoder>,
+    decoders: &mut HashMap<String, InputDecoder>,
     chunk: &Chunk,
     max_record_bytes: usize,
 ) -> DecodedChunk {
     let mut out = DecodedChunk::default();
     for (t, topic) in chunk.topics.iter().enumerate() {
-        let Some(input) = decoders.get(topic) else {
+        let Some(input) = decoders.get_mut(topic) else {
             continue;
         };
         let indices: Vec<usize> = (0..chunk.len())
             .filter(|&i| chunk.origins[i].topic as usize == t)
             .collect();
         let payloads: Vec<Option<&[u8]>> = indices.iter().map(|&i| chunk.value(i)).collect();
-        let decoded = decode::decode_all(input.factory.as_ref(), &payloads, max_record_bytes);
+        let decoded = match &mut input.decoding {
+            Decoding::Fixed(factory) => {
+                decode::decode_all(factory.as_ref(), &payloads, max_record_bytes)
+            }
+            Decoding::Confluent { decoders, .. } => decoders.decode(&payloads, max_record_bytes),
+        };
         out.letters
             .extend(decoded.rejected.into_iter().map(|r| Letter {
                 record: indices[r.index as usize],

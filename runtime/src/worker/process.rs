@@ -30,7 +30,9 @@ impl Worker {
             .map(|port| rebalance::needed_records(&port.tracker, &chunk, &runs))
             .collect();
         let needed_by_any = |i: usize| needs.iter().any(|n| n.as_ref().is_none_or(|keep| keep[i]));
-        let decoded = pipeline::decode_chunk(&self.decoders, &chunk, ctx.options.max_record_bytes);
+        self.learn_writer_schemas(&chunk, shutdown).await?;
+        let decoded =
+            pipeline::decode_chunk(&mut self.decoders, &chunk, ctx.options.max_record_bytes);
         let mut letters: Vec<pipeline::Letter> = decoded
             .letters
             .into_iter()

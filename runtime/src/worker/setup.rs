@@ -14,14 +14,16 @@ use tokio::sync::watch;
 use super::backoff::Backoff;
 use super::input::Input;
 use super::output::{CommitPolicy, OutputPort};
-use super::pipeline::{self, InputDecoder, PortShape};
+use super::pipeline::{self, Decoding, InputDecoder, PortShape};
 use super::status::WorkerStatus;
 use super::{Worker, WorkerContext};
 use crate::RuntimeError;
+use crate::decode::confluent::ConfluentDecoders;
 use crate::decode::{AvroDecoderFactory, DecoderFactory, JsonDecoderFactory};
 use crate::kafka;
 use crate::mask::Masker;
 use crate::provision;
+use crate::registry::Registry;
 
 impl Worker {
     /// Checks the product, opens its tables and subscribes its consumer.
@@ -36,27 +38,50 @@ impl Worker {
         let schemas: Vec<&PortSchema> = product.schemas.iter().collect();
         let mut decoders = HashMap::new();
         let mut topics = Vec::new();
+        let mut registry = None;
         for input in &product.spec.spec.input_ports {
-            let factory: Box<dyn DecoderFactory> = match input.format {
-                InputFormat::Json => Box::new(JsonDecoderFactory::new(
+            let fixed = |factory: Box<dyn DecoderFactory>| Decoding::Fixed(factory);
+            let avro_error = |source| RuntimeError::Batch {
+                product: name.clone(),
+                source,
+            };
+            let decoding = match input.format {
+                InputFormat::Json => fixed(Box::new(JsonDecoderFactory::new(
                     pipeline::json_input_schema(&schemas),
-                )),
+                ))),
                 // An Avro datum can only be read with the schema it was written with: the
                 // first output port's. Other ports take their columns from it by name.
-                InputFormat::Avro => {
-                    Box::new(AvroDecoderFactory::new(&product.schemas[0].text).map_err(
-                        |source| RuntimeError::Batch {
+                InputFormat::Avro => fixed(Box::new(
+                    AvroDecoderFactory::new(&product.schemas[0].text).map_err(avro_error)?,
+                )),
+                // Written with a registered schema, read as the first output port's.
+                InputFormat::AvroConfluent => {
+                    let Some(config) = &ctx.platform.schema_registry else {
+                        return Err(RuntimeError::Unsupported {
                             product: name.clone(),
-                            source,
-                        },
-                    )?)
+                            message: format!(
+                                "input port `{}` reads avro-confluent: set schemaRegistry.url in the platform config (or MESHD_SCHEMA_REGISTRY_URL)",
+                                input.source
+                            ),
+                        });
+                    };
+                    if registry.is_none() {
+                        registry = Some(Arc::new(Registry::new(config)?));
+                    }
+                    Decoding::Confluent {
+                        decoders: ConfluentDecoders::new(
+                            &product.schemas[0].text,
+                            config.cache_size,
+                        ),
+                        subject: input.subject(),
+                    }
                 }
             };
             topics.push(input.source.clone());
             decoders.insert(
                 input.source.clone(),
                 InputDecoder {
-                    factory,
+                    decoding,
                     dead_letter_topic: input.dead_letter_topic(),
                 },
             );
@@ -84,6 +109,7 @@ impl Worker {
             rebalances: consumer.rebalances,
             stats: consumer.stats,
             status,
+            registry,
             resync: false,
             rebase: Vec::new(),
             retry_at: Instant::now(),

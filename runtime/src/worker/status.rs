@@ -15,6 +15,8 @@ pub struct WorkerStatus {
     /// Per output port (`namespace.table`), the last error while its writes or commits keep
     /// failing; absent once one succeeds.
     pub sink_errors: BTreeMap<String, String>,
+    /// The last error while writer schemas cannot be read from the schema registry.
+    pub registry_error: Option<String>,
 }
 
 impl WorkerStatus {
@@ -29,6 +31,11 @@ impl WorkerStatus {
             return Some(format!(
                 "commits are failing (catalog or warehouse): {}",
                 ports.join("; ")
+            ));
+        }
+        if let Some(e) = &self.registry_error {
+            return Some(format!(
+                "waiting for the schema registry (records wait, none is dead-lettered): {e}"
             ));
         }
         if !self.has_assignment {

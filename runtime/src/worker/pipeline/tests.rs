@@ -45,7 +45,7 @@ fn decoders(ports: &[&PortSchema]) -> HashMap<String, InputDecoder> {
     HashMap::from([(
         "in".to_string(),
         InputDecoder {
-            factory: Box::new(JsonDecoderFactory::new(json_input_schema(ports))),
+            decoding: Decoding::Fixed(Box::new(JsonDecoderFactory::new(json_input_schema(ports)))),
             dead_letter_topic: "in.dlq".into(),
         },
     )])
@@ -56,7 +56,7 @@ fn each_port_takes_its_projection_with_its_own_masking() {
     let reference = schema(REFERENCE);
     let audit = schema(AUDIT);
     let decoded = decode_chunk(
-        &decoders(&[&reference, &audit]),
+        &mut decoders(&[&reference, &audit]),
         &chunk(&[GOOD, GOOD]),
         1 << 20,
     );
@@ -88,7 +88,11 @@ fn a_required_column_the_input_lacks_fails_that_port_only() {
     let reference = schema(REFERENCE);
     let noted = schema(NOTE);
     // The input schema holds `note` (from the second port), but records do not carry it.
-    let decoded = decode_chunk(&decoders(&[&reference, &noted]), &chunk(&[GOOD]), 1 << 20);
+    let decoded = decode_chunk(
+        &mut decoders(&[&reference, &noted]),
+        &chunk(&[GOOD]),
+        1 << 20,
+    );
     let (batch, _) = &decoded.batches[0];
     let ok = shape(&reference).shape(batch).expect("shaped");
     assert!(ok.invalid.is_empty());
@@ -108,7 +112,7 @@ fn a_required_column_the_input_lacks_fails_that_port_only() {
 fn undecodable_records_become_letters_with_their_chunk_index() {
     let reference = schema(REFERENCE);
     let decoded = decode_chunk(
-        &decoders(&[&reference]),
+        &mut decoders(&[&reference]),
         &chunk(&[GOOD, "{not json", GOOD]),
         1 << 20,
     );
@@ -127,7 +131,7 @@ fn undecodable_records_become_letters_with_their_chunk_index() {
 fn keep_rows_drops_what_a_port_already_has() {
     let reference = schema(REFERENCE);
     let decoded = decode_chunk(
-        &decoders(&[&reference]),
+        &mut decoders(&[&reference]),
         &chunk(&[GOOD, GOOD, GOOD]),
         1 << 20,
     );
