@@ -377,4 +377,27 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
     let resolution = &letters["unresolvable-0"]["meshd.error.message"];
     assert!(resolution.contains("field `amount`"), "{resolution}");
     drop(meshd);
+
+    // Governance in CI: the subject holds four versions; the fourth cannot be read.
+    let url = registry.url();
+    let descriptor = descriptor.to_str().unwrap();
+    let (code, out) = support::meshd_output(&["validate", "--registry", &url, descriptor]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("registry_compatible"), "{out}");
+    assert!(
+        out.contains("`payments-confluent-value` version 4 (schema id 4)")
+            && out.contains("field `amount`: string is written, the port reads decimal(18, 2)"),
+        "{out}"
+    );
+    for readable in 1..=3 {
+        assert!(!out.contains(&format!("version {readable} ")), "{out}");
+    }
+    registry.stop();
+    let (code, out) = support::meshd_output(&["validate", "--registry", &url, descriptor]);
+    assert_eq!(
+        code,
+        Some(2),
+        "an unreachable registry cannot vouch for anything: {out}"
+    );
+    assert!(out.contains("check schemaRegistry.url"), "{out}");
 }

@@ -110,7 +110,8 @@ fn default_registry_cache() -> usize {
 }
 
 impl SchemaRegistryConfig {
-    fn at(url: String) -> Self {
+    /// A registry at `url` with no credentials and the default cache.
+    pub fn new(url: String) -> Self {
         Self {
             url,
             username: None,
@@ -351,7 +352,7 @@ impl PlatformConfig {
             }
             "SCHEMA_REGISTRY_URL" => match &mut self.schema_registry {
                 Some(registry) => registry.url = value,
-                None => self.schema_registry = Some(SchemaRegistryConfig::at(value)),
+                None => self.schema_registry = Some(SchemaRegistryConfig::new(value)),
             },
             "SCHEMA_REGISTRY_USERNAME" | "SCHEMA_REGISTRY_PASSWORD" | "SCHEMA_REGISTRY_TOKEN" => {
                 let Some(registry) = &mut self.schema_registry else {

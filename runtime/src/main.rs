@@ -90,7 +90,7 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => commands::run::exec(args).await,
-        Command::Validate(args) => commands::validate::exec(args),
+        Command::Validate(args) => commands::validate::exec(args).await,
         Command::Plan(args) => commands::plan::exec(args).await,
         Command::Provision(args) => commands::provision::exec(args).await,
         Command::Orphans(args) => commands::orphans::exec(args).await,

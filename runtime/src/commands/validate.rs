@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use meshd_config::policy::PolicySet;
+use meshd_config::{PlatformConfig, SchemaRegistryConfig};
+use meshd_runtime::governance::registry::{self, Versions};
 use meshd_runtime::governance::{self, Format};
+use meshd_runtime::registry::Registry;
 
 /// The flags of `meshd validate`.
 #[derive(clap::Args)]
@@ -18,6 +21,13 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Also check that every avro-confluent input port can read what its registry subject
+    /// holds (credentials from MESHD_SCHEMA_REGISTRY_USERNAME/PASSWORD or _TOKEN).
+    #[arg(long, value_name = "URL", env = "MESHD_SCHEMA_REGISTRY_URL")]
+    registry: Option<String>,
+    /// Which registered versions must stay readable.
+    #[arg(long, value_enum, default_value = "all", requires = "registry")]
+    registry_versions: Versions,
 }
 
 /// Which policies apply.
@@ -44,9 +54,10 @@ impl PolicyArgs {
     }
 }
 
-/// Exit 0 clean (warnings allowed), 1 on policy violations, 2 when the policies do not load
-/// or a descriptor could not be evaluated.
-pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+/// Exit 0 clean (warnings allowed), 1 on policy violations (or a registered writer schema a
+/// port cannot read), 2 when the policies do not load or a descriptor could not be evaluated
+/// (the registry did not answer).
+pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let set = match args.policies.load() {
         Ok(set) => set,
         Err(e) => {
@@ -54,7 +65,21 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let report = governance::validate(&args.descriptors, &set);
+    let mut report = governance::validate(&args.descriptors, &set);
+    if let Some(url) = &args.registry {
+        let mut config = PlatformConfig::load(None, std::env::vars())?
+            .schema_registry
+            .unwrap_or_else(|| SchemaRegistryConfig::new(url.clone()));
+        config.url = url.clone();
+        let registry = match Registry::new(&config) {
+            Ok(registry) => registry,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        registry::check(&mut report, &registry, args.registry_versions).await;
+    }
     print!("{}", report.render(args.format));
     Ok(ExitCode::from(report.exit_code()))
 }

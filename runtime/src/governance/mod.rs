@@ -9,6 +9,7 @@
 //! format touches `render` and [`Format`] only; a new kind of finding touches `collect` only.
 
 mod collect;
+pub mod registry;
 mod render;
 
 use std::path::PathBuf;
