@@ -112,6 +112,92 @@ fn the_seed_rule_passes_the_seed_and_fails_without_masking_in_v0_and_v1() {
     }
 }
 
+/// A copy of the seed product whose schema also nests PII: `customer.{email, phone}` in a
+/// record and `items[].note` in an array of records, masked with `masking` or not at all.
+fn seed_with_nested_pii(masking: Option<&str>) -> (tempfile::TempDir, String) {
+    let (dir, path) = seed_copy(false);
+    let pii = |name: &str, method: &str| {
+        let mut field = serde_json::json!({"name": name, "type": "string", "tags": ["PII"]});
+        if masking.is_some() {
+            field["masking"] = method.into();
+        }
+        field
+    };
+    let schema_file = dir.path().join("schema/transactions.avsc");
+    Schema::load(&schema_file)
+        .with_field(serde_json::json!({"name": "customer", "type": {
+            "type": "record", "name": "Customer",
+            "fields": [pii("email", masking.unwrap_or_default()), pii("phone", "LAST4")]
+        }}))
+        .with_field(
+            serde_json::json!({"name": "items", "type": {"type": "array", "items": {
+                "type": "record", "name": "Item",
+                "fields": [{"name": "sku", "type": "string"}, pii("note", "REDACT")]
+            }}}),
+        )
+        .write(&schema_file);
+    (dir, path)
+}
+
+/// `meshd validate` with the seed's rule, unchanged, fails a product whose nested fields are
+/// tagged PII without masking (naming them by path where the quote is unambiguous) and passes
+/// it once they are masked; its policy input still matches the documented JSON Schema.
+#[test]
+fn nested_pii_fails_validate_until_masked() {
+    let seed_rule = seed_dir().join("pii-masking.rego").display().to_string();
+    let (_d, bare) = seed_with_nested_pii(None);
+    let out = meshd(&["validate", &bare, "--policy", &seed_rule, "--no-builtin"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    for name in ["email", "phone", "note"] {
+        assert!(
+            text.contains(&format!(
+                "Column '{name}' contains PII but lacks masking configuration."
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("column customer.phone") && text.contains("column items[].note"),
+        "{text}"
+    );
+    let out = meshd(&["validate", &bare]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Column 'customer.email' of product"));
+
+    let (_d, masked) = seed_with_nested_pii(Some("HMAC-SHA256"));
+    let out = meshd(&["validate", &masked, "--policy", &seed_rule]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let out = meshd(&["policy", "input", &masked]);
+    assert_eq!(out.status.code(), Some(0));
+    let docs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let columns = docs[0]["schema"]["columns"].as_array().unwrap();
+    let paths: Vec<(&str, Option<&str>)> = columns
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap().contains(['.', '[']))
+        .map(|c| (c["path"].as_str().unwrap(), c["masking"].as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("customer.email", Some("HMAC-SHA256")),
+            ("customer.phone", Some("LAST4")),
+            ("items[].sku", None),
+            ("items[].note", Some("REDACT")),
+        ]
+    );
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy-input.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&docs[0]));
+}
+
 #[test]
 fn every_output_format_parses() {
     let (_d, bad) = seed_copy(true);

@@ -37,7 +37,9 @@ pub struct PortSchema {
 pub struct Column {
     /// Field name.
     pub name: String,
-    /// Dotted path from the top (`address.city`).
+    /// Where the field is, from the top: `address.city`, `items[].sku` inside an array of
+    /// records, `contacts{}.email` inside a map of records. Errors, masking and policies all
+    /// name a nested field by it.
     pub path: String,
     /// The field's `doc`.
     pub doc: Option<String>,
@@ -111,6 +113,44 @@ pub enum ColumnType {
         /// Values may be null.
         values_optional: bool,
     },
+}
+
+impl ColumnType {
+    /// The fields of the record this type holds: itself, or its items or map values at any
+    /// depth (`array<array<record>>`). Paths through arrays and maps are written `items[]` and
+    /// `attributes{}`, so a nested field keeps one spelling in errors, masking and policies.
+    pub fn record_fields(&self) -> Option<&[Column]> {
+        match self {
+            ColumnType::Record(children) => Some(children),
+            ColumnType::Array { items, .. } => items.record_fields(),
+            ColumnType::Map { values, .. } => values.record_fields(),
+            _ => None,
+        }
+    }
+
+    /// The type a hashing, redacting or `LAST4` masking leaves: text wherever the values sit
+    /// (an array's items, a map's values; map keys are kept). `NULL` keeps the type instead.
+    pub fn masked(&self) -> ColumnType {
+        match self {
+            ColumnType::Array {
+                items,
+                items_optional,
+            } => ColumnType::Array {
+                items: Box::new(items.masked()),
+                items_optional: *items_optional,
+            },
+            ColumnType::Map {
+                values,
+                values_optional,
+            } => ColumnType::Map {
+                values: Box::new(values.masked()),
+                values_optional: *values_optional,
+            },
+            // Refused when the schema is parsed: a record is masked field by field.
+            ColumnType::Record(_) => self.clone(),
+            _ => ColumnType::String,
+        }
+    }
 }
 
 impl PortSchema {
@@ -220,12 +260,14 @@ impl PortSchema {
         })
     }
 
-    /// Every column, nested ones included, depth-first.
+    /// Every column, nested ones included, depth-first: the fields of records, and of the
+    /// records inside arrays (`items[].sku`) and map values (`attributes{}.note`), each after
+    /// its parent. Governance rules and masking must see a field wherever it is nested.
     pub fn all_columns(&self) -> Vec<&Column> {
         fn walk<'a>(cols: &'a [Column], out: &mut Vec<&'a Column>) {
             for c in cols {
                 out.push(c);
-                if let ColumnType::Record(children) = &c.ty {
+                if let Some(children) = c.ty.record_fields() {
                     walk(children, out);
                 }
             }
@@ -249,7 +291,7 @@ impl PortSchema {
             .fields
             .iter()
             .zip(top)
-            .map(|(c, id)| column_field(c, id, &mut ids, true).into())
+            .map(|(c, id)| column_field(c, id, &mut ids).into())
             .collect::<Vec<_>>();
         IcebergSchema::builder().with_fields(fields).build()
     }
@@ -304,10 +346,10 @@ impl IdAllocator {
     }
 }
 
-fn column_field(c: &Column, id: i32, ids: &mut IdAllocator, top: bool) -> NestedField {
-    let masked_to_string = top && c.masking.is_some_and(|m| m.output_is_string());
-    let ty = if masked_to_string {
-        Type::Primitive(PrimitiveType::String)
+fn column_field(c: &Column, id: i32, ids: &mut IdAllocator) -> NestedField {
+    // The masked type has the same shape, so it takes the same field ids.
+    let ty = if c.masking.is_some_and(|m| m.output_is_string()) {
+        iceberg_type(&c.ty.masked(), ids)
     } else {
         iceberg_type(&c.ty, ids)
     };
@@ -347,7 +389,7 @@ fn iceberg_type(ty: &ColumnType, ids: &mut IdAllocator) -> Type {
             let fields = children
                 .iter()
                 .zip(child_ids)
-                .map(|(c, id)| column_field(c, id, ids, false).into())
+                .map(|(c, id)| column_field(c, id, ids).into())
                 .collect::<Vec<_>>();
             Type::Struct(StructType::new(fields))
         }
@@ -421,6 +463,15 @@ impl Mapper {
                     }
                 };
                 let (optional, ty) = self.field_type(&f.schema, &path)?;
+                if let Some(m) = masking.filter(|m| m.output_is_string())
+                    && ty.record_fields().is_some()
+                {
+                    self.errors.push((
+                        path.clone(),
+                        format!("masking {m} cannot hash or redact the record `{path}` as a whole"),
+                        Some("put `masking` on the record's fields; only NULL masks a whole record".into()),
+                    ));
+                }
                 if masking == Some(Masking::Null) && !optional {
                     self.errors.push((
                         path.clone(),
@@ -708,6 +759,111 @@ mod tests {
         assert_eq!(d.path, "choice");
         assert_eq!((d.line, d.column), (3, 4));
         assert!(d.message.contains("union"), "{d}");
+    }
+
+    const NESTED: &str = r#"{"type":"record","name":"N","fields":[
+        {"name":"id","type":"string"},
+        {"name":"customer","type":{"type":"record","name":"Customer","fields":[
+            {"name":"email","type":"string","tags":["PII"],"masking":"HMAC-SHA256"},
+            {"name":"age","type":["null","int"],"default":null,"tags":["PII"],"masking":"NULL"}
+        ]}},
+        {"name":"items","type":{"type":"array","items":{"type":"record","name":"Item","fields":[
+            {"name":"sku","type":"string"},
+            {"name":"qty","type":"long","tags":["PII"],"masking":"REDACT"}
+        ]}}},
+        {"name":"attributes","type":{"type":"map","values":"long"},"tags":["PII"],"masking":"LAST4"},
+        {"name":"contacts","type":{"type":"map","values":{"type":"record","name":"Contact","fields":[
+            {"name":"phone","type":"string","tags":["PII"]}
+        ]}}}
+    ]}"#;
+
+    /// Nested fields keep their governance attributes, at a path that says how they nest.
+    #[test]
+    fn nested_fields_keep_tags_and_masking_at_their_path() {
+        let s = parse(NESTED).unwrap();
+        let found: Vec<(&str, Vec<String>, Option<Masking>)> = s
+            .all_columns()
+            .into_iter()
+            .map(|c| (c.path.as_str(), c.tags.clone(), c.masking))
+            .collect();
+        let pii = || vec!["PII".to_string()];
+        assert_eq!(
+            found,
+            vec![
+                ("id", vec![], None),
+                ("customer", vec![], None),
+                ("customer.email", pii(), Some(Masking::HmacSha256)),
+                ("customer.age", pii(), Some(Masking::Null)),
+                ("items", vec![], None),
+                ("items[].sku", vec![], None),
+                ("items[].qty", pii(), Some(Masking::Redact)),
+                ("attributes", pii(), Some(Masking::Last4)),
+                ("contacts", vec![], None),
+                ("contacts{}.phone", pii(), None),
+            ]
+        );
+    }
+
+    /// A hashed or redacted value is text wherever it sits; the field ids do not move.
+    #[test]
+    fn masked_nested_fields_become_text_with_the_same_ids() {
+        let s = parse(NESTED).unwrap();
+        let ice = s.iceberg_schema().unwrap();
+        let unmasked = parse(&NESTED.replace(r#","masking":"REDACT""#, ""))
+            .unwrap()
+            .iceberg_schema()
+            .unwrap();
+        let ty = |schema: &IcebergSchema, name: &str| {
+            let f = schema.field_by_name(name).unwrap();
+            (f.id, f.field_type.to_string())
+        };
+        assert_eq!(ty(&ice, "customer.email").1, "string");
+        // NULL keeps the type.
+        assert_eq!(ty(&ice, "customer.age").1, "int");
+        let qty = ty(&ice, "items.element.qty");
+        assert_eq!(qty.1, "string");
+        assert_eq!(qty.0, ty(&unmasked, "items.element.qty").0);
+        assert_eq!(ty(&unmasked, "items.element.qty").1, "long");
+        let attributes = ice.field_by_name("attributes").unwrap();
+        let Type::Map(map) = attributes.field_type.as_ref() else {
+            panic!("{attributes:?}")
+        };
+        assert_eq!(map.value_field.field_type.to_string(), "string");
+    }
+
+    #[test]
+    fn nested_masking_is_checked_like_top_level_masking() {
+        let required = NESTED.replace(r#"["null","int"],"default":null"#, r#""int""#);
+        let err = parse(&required).unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert_eq!(d.path, "customer.age");
+        assert!(
+            d.message.contains("masking NULL needs an optional column"),
+            "{d}"
+        );
+
+        let whole = NESTED.replace(
+            r#"{"name":"customer","type""#,
+            r#"{"name":"customer","masking":"SHA256","type""#,
+        );
+        let err = parse(&whole).unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert_eq!(d.path, "customer");
+        assert!(
+            d.message.contains("cannot hash or redact the record"),
+            "{d}"
+        );
+        let records_in_array = NESTED.replace(
+            r#"{"name":"items","type""#,
+            r#"{"name":"items","masking":"REDACT","type""#,
+        );
+        assert_eq!(
+            parse(&records_in_array).unwrap_err().diagnostics()[0].path,
+            "items"
+        );
+        let typo = NESTED.replace("HMAC-SHA256", "HMAC-SHA265");
+        let err = parse(&typo).unwrap_err();
+        assert_eq!(err.diagnostics()[0].path, "customer.email");
     }
 
     #[test]

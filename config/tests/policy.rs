@@ -123,6 +123,143 @@ fn the_builtin_library_passes_the_seed_with_a_warning_and_denies_unmasked_pii() 
     );
 }
 
+/// The seed product whose schema also nests PII: `customer.email` in a record,
+/// `items[].note` in an array of records and `contacts{}.phone` in a map of records, each
+/// with the masking given (none when `None`).
+fn seed_with_nested_pii(masking: Option<&str>) -> (tempfile::TempDir, DataProduct) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("schema")).unwrap();
+    std::fs::copy(
+        seed_dir().join("product.yaml"),
+        dir.path().join("product.yaml"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(seed_dir().join("schema/transactions.avsc")).unwrap();
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pii = |name: &str| {
+        let mut field = serde_json::json!({"name": name, "type": "string", "tags": ["PII"]});
+        if let Some(m) = masking {
+            field["masking"] = m.into();
+        }
+        field
+    };
+    let record = |name: &str, fields: Vec<serde_json::Value>| serde_json::json!({"type": "record", "name": name, "fields": fields});
+    let fields = schema["fields"].as_array_mut().unwrap();
+    fields.push(
+        serde_json::json!({"name": "customer", "type": record("Customer", vec![
+            serde_json::json!({"name": "name", "type": "string"}),
+            pii("email"),
+        ])}),
+    );
+    fields.push(
+        serde_json::json!({"name": "items", "type": {"type": "array", "items": record("Item", vec![
+            serde_json::json!({"name": "sku", "type": "string"}),
+            pii("note"),
+        ])}}),
+    );
+    fields.push(serde_json::json!({"name": "contacts", "type": {"type": "map", "values": record("Contact", vec![
+        pii("phone"),
+    ])}}));
+    std::fs::write(
+        dir.path().join("schema/transactions.avsc"),
+        serde_json::to_string_pretty(&schema).unwrap(),
+    )
+    .unwrap();
+    let loaded = DataProduct::load(&dir.path().join("product.yaml")).unwrap();
+    (dir, loaded)
+}
+
+/// Nested columns reach policies at their path, with their tags and masking; the seed's
+/// rule, as written, then denies nested PII without masking. Its message quotes the field's
+/// own name: 'note' and 'phone' point at their nested line in the `.avsc`, while 'email'
+/// could be the seed's top-level `email` too, so that finding names no column.
+#[test]
+fn the_seed_rule_denies_nested_pii_without_masking() {
+    let (_d, masked) = seed_with_nested_pii(Some("HMAC-SHA256"));
+    let input = meshd_config::policy::policy_input(&masked, 0);
+    let columns = input["schema"]["columns"].as_array().unwrap();
+    let column = |path: &str| {
+        columns
+            .iter()
+            .find(|c| c["path"] == path)
+            .unwrap_or_else(|| panic!("no column {path} in {columns:?}"))
+    };
+    for (path, name) in [
+        ("customer.email", "email"),
+        ("items[].note", "note"),
+        ("contacts{}.phone", "phone"),
+    ] {
+        assert_eq!(column(path)["name"], name);
+        assert_eq!(column(path)["tags"], serde_json::json!(["PII"]));
+        assert_eq!(column(path)["masking"], "HMAC-SHA256");
+    }
+    assert_eq!(column("items")["type"], "list<struct>");
+    assert_eq!(column("contacts")["type"], "map<string,struct>");
+    assert!(column("customer.name").get("masking").is_none());
+
+    for policy in [
+        seed_dir().join("pii-masking.rego"),
+        fixtures().join("v1/pii-masking-v1.rego"),
+    ] {
+        let set = seed_rule_only(&policy);
+        let findings = set.evaluate(&masked).unwrap();
+        assert!(findings.is_empty(), "{policy:?}: {findings:?}");
+
+        let (_d, bare) = seed_with_nested_pii(None);
+        let mut findings = set.evaluate(&bare).unwrap();
+        findings.sort_by(|a, b| a.message.cmp(&b.message));
+        let got: Vec<(&str, Option<&str>)> = findings
+            .iter()
+            .map(|f| (f.message.as_str(), f.column.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "Column 'email' contains PII but lacks masking configuration.",
+                    None
+                ),
+                (
+                    "Column 'note' contains PII but lacks masking configuration.",
+                    Some("items[].note")
+                ),
+                (
+                    "Column 'phone' contains PII but lacks masking configuration.",
+                    Some("contacts{}.phone")
+                ),
+            ],
+            "{policy:?}"
+        );
+        assert!(findings.iter().all(|f| f.severity == Severity::Deny));
+        assert!(findings[0].location.file.ends_with("product.yaml"));
+        let text = std::fs::read_to_string(&findings[1].location.file).unwrap();
+        for (f, name) in findings[1..].iter().zip(["note", "phone"]) {
+            let line = text.lines().nth(f.location.line.max(1) - 1).unwrap();
+            assert!(
+                line.contains(&format!(r#""name": "{name}""#)),
+                "{name} at line {}: {line}",
+                f.location.line
+            );
+        }
+    }
+
+    // The built-in rule quotes the path itself.
+    let (_d, bare) = seed_with_nested_pii(None);
+    let mut denied: Vec<Option<String>> = PolicySet::builtin()
+        .unwrap()
+        .evaluate(&bare)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.severity == Severity::Deny)
+        .map(|f| f.column)
+        .collect();
+    denied.sort();
+    assert_eq!(
+        denied,
+        ["contacts{}.phone", "customer.email", "items[].note"].map(|c| Some(c.to_string()))
+    );
+}
+
 #[test]
 fn the_builtin_library_tests_pass_and_cover_every_rule() {
     let mut set = PolicySet::builtin().unwrap();

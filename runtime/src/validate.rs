@@ -5,7 +5,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, DecimalType};
-use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use meshd_config::{Column, ColumnType};
@@ -28,7 +28,7 @@ pub fn validate(batch: &RecordBatch, columns: &[Column]) -> Vec<Invalid> {
     let mut bad: Vec<Option<Invalid>> = vec![None; batch.num_rows()];
     for column in columns {
         if let Some(array) = batch.column_by_name(&column.name) {
-            check(column, array, None, &mut bad);
+            check(column, array, &Rows::Same(None), &mut bad);
         }
     }
     bad.into_iter().flatten().collect()
@@ -44,17 +44,78 @@ fn record(bad: &mut [Option<Invalid>], row: usize, kind: Reason, message: impl F
     }
 }
 
-/// `parent` is the validity of the enclosing struct: a null parent excuses its children.
-fn check(
-    column: &Column,
-    array: &ArrayRef,
-    parent: Option<&NullBuffer>,
-    bad: &mut [Option<Invalid>],
-) {
-    let present = |row: usize| parent.is_none_or(|p| p.is_valid(row));
+/// Which batch row each element of an array belongs to, and whether it is there at all: an
+/// element inside a null record, or an item of a null list, excuses its own checks.
+enum Rows {
+    /// Element `i` is row `i`; present unless this validity (of the enclosing records) says
+    /// otherwise.
+    Same(Option<NullBuffer>),
+    /// Element `i` (an array item or a map value) belongs to this row, or to none.
+    Mapped(Vec<Option<usize>>),
+}
+
+impl Rows {
+    fn row(&self, i: usize) -> Option<usize> {
+        match self {
+            Rows::Same(parent) => parent.as_ref().is_none_or(|p| p.is_valid(i)).then_some(i),
+            Rows::Mapped(rows) => rows.get(i).copied().flatten(),
+        }
+    }
+
+    /// The rows of the children of a struct with this validity.
+    fn within(&self, nulls: Option<&NullBuffer>) -> Rows {
+        match self {
+            Rows::Same(parent) => Rows::Same(NullBuffer::union(parent.as_ref(), nulls)),
+            Rows::Mapped(rows) => Rows::Mapped(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, row)| row.filter(|_| nulls.is_none_or(|n| n.is_valid(i))))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The rows of the `len` items a list (or map) with these offsets and validity holds.
+    fn items(&self, offsets: &[usize], nulls: Option<&NullBuffer>, len: usize) -> Rows {
+        let mut rows = vec![None; len];
+        for (i, range) in offsets.windows(2).enumerate() {
+            let Some(row) = self.row(i).filter(|_| nulls.is_none_or(|n| n.is_valid(i))) else {
+                continue;
+            };
+            if let Some(items) = rows.get_mut(range[0]..range[1]) {
+                items.fill(Some(row));
+            }
+        }
+        Rows::Mapped(rows)
+    }
+}
+
+/// Whether values of this type have anything to check beyond their own nullness.
+fn has_checks(ty: &ColumnType) -> bool {
+    match ty {
+        ColumnType::Enum(_)
+        | ColumnType::Decimal { .. }
+        | ColumnType::Uuid
+        | ColumnType::Fixed(_)
+        | ColumnType::Record(_) => true,
+        ColumnType::Array {
+            items,
+            items_optional,
+        } => !items_optional || has_checks(items),
+        ColumnType::Map {
+            values,
+            values_optional,
+        } => !values_optional || has_checks(values),
+        _ => false,
+    }
+}
+
+fn check(column: &Column, array: &ArrayRef, rows: &Rows, bad: &mut [Option<Invalid>]) {
     if !column.optional && array.null_count() > 0 {
-        for row in 0..array.len() {
-            if array.is_null(row) && present(row) {
+        for i in 0..array.len() {
+            if array.is_null(i)
+                && let Some(row) = rows.row(i)
+            {
                 record(bad, row, Reason::Required, || {
                     format!("required field `{}` is missing or null", column.path)
                 });
@@ -67,8 +128,11 @@ fn check(
                 return;
             };
             let text = text.as_string::<i32>();
-            for row in 0..text.len() {
-                if text.is_valid(row) && !symbols.iter().any(|s| s == text.value(row)) {
+            for i in 0..text.len() {
+                if text.is_valid(i)
+                    && !symbols.iter().any(|s| s == text.value(i))
+                    && let Some(row) = rows.row(i)
+                {
                     record(bad, row, Reason::Enum, || {
                         format!(
                             "`{}` is not one of the symbols {}",
@@ -81,12 +145,13 @@ fn check(
         }
         ColumnType::Decimal { precision, .. } => {
             if let Some(decimals) = array.as_primitive_opt::<Decimal128Type>() {
-                for row in 0..decimals.len() {
-                    if decimals.is_valid(row)
+                for i in 0..decimals.len() {
+                    if decimals.is_valid(i)
                         && !Decimal128Type::is_valid_decimal_precision(
-                            decimals.value(row),
+                            decimals.value(i),
                             *precision as u8,
                         )
+                        && let Some(row) = rows.row(i)
                     {
                         record(bad, row, Reason::Decimal, || {
                             format!("`{}` has more than {precision} digits", column.path)
@@ -97,8 +162,11 @@ fn check(
         }
         ColumnType::Uuid if array.data_type() == &DataType::Utf8 => {
             let text = array.as_string::<i32>();
-            for row in 0..text.len() {
-                if text.is_valid(row) && uuid::Uuid::try_parse(text.value(row)).is_err() {
+            for i in 0..text.len() {
+                if text.is_valid(i)
+                    && uuid::Uuid::try_parse(text.value(i)).is_err()
+                    && let Some(row) = rows.row(i)
+                {
                     record(bad, row, Reason::Format, || {
                         format!("`{}` is not a UUID", column.path)
                     });
@@ -107,8 +175,11 @@ fn check(
         }
         ColumnType::Fixed(width) if array.data_type() == &DataType::Utf8 => {
             let text = array.as_string::<i32>();
-            for row in 0..text.len() {
-                if text.is_valid(row) && text.value(row).len() != *width {
+            for i in 0..text.len() {
+                if text.is_valid(i)
+                    && text.value(i).len() != *width
+                    && let Some(row) = rows.row(i)
+                {
                     record(bad, row, Reason::Format, || {
                         format!("`{}` must be exactly {width} bytes", column.path)
                     });
@@ -116,16 +187,56 @@ fn check(
             }
         }
         ColumnType::Record(children) => {
-            if let Some(s) = array.as_any().downcast_ref::<StructArray>() {
-                let validity = NullBuffer::union(parent, s.nulls());
+            if let Some(s) = array.as_struct_opt() {
+                let rows = rows.within(s.nulls());
                 for child in children {
                     if let Some(child_array) = s.column_by_name(&child.name) {
-                        check(child, child_array, validity.as_ref(), bad);
+                        check(child, child_array, &rows, bad);
                     }
                 }
             }
         }
+        ColumnType::Array {
+            items,
+            items_optional,
+        } if has_checks(&column.ty) => {
+            let item = element(column, "[]", items, *items_optional);
+            if let Some(list) = array.as_list_opt::<i32>() {
+                let offsets: Vec<usize> = list.offsets().iter().map(|&o| o as usize).collect();
+                let rows = rows.items(&offsets, list.nulls(), list.values().len());
+                check(&item, list.values(), &rows, bad);
+            } else if let Some(list) = array.as_list_opt::<i64>() {
+                let offsets: Vec<usize> = list.offsets().iter().map(|&o| o as usize).collect();
+                let rows = rows.items(&offsets, list.nulls(), list.values().len());
+                check(&item, list.values(), &rows, bad);
+            }
+        }
+        ColumnType::Map {
+            values,
+            values_optional,
+        } if has_checks(&column.ty) => {
+            if let Some(map) = array.as_map_opt() {
+                let value = element(column, "{}", values, *values_optional);
+                let offsets: Vec<usize> = map.offsets().iter().map(|&o| o as usize).collect();
+                let rows = rows.items(&offsets, map.nulls(), map.values().len());
+                check(&value, map.values(), &rows, bad);
+            }
+        }
         _ => {}
+    }
+}
+
+/// An array's items or a map's values as a column of their own, at `items[]` or
+/// `attributes{}`: the spelling the schema's nested paths use.
+fn element(parent: &Column, suffix: &str, ty: &ColumnType, optional: bool) -> Column {
+    Column {
+        name: format!("{}{suffix}", parent.name),
+        path: format!("{}{suffix}", parent.path),
+        doc: None,
+        tags: Vec::new(),
+        masking: None,
+        optional,
+        ty: ty.clone(),
     }
 }
 
@@ -205,6 +316,95 @@ mod tests {
             let expected: Vec<_> = expected
                 .into_iter()
                 .map(|(reason, message)| (0, reason, message.to_string()))
+                .collect();
+            assert_eq!(invalid, expected, "{json}");
+        }
+    }
+
+    const COLLECTIONS: &str = r#"{"type":"record","name":"C","fields":[
+        {"name":"items","type":["null",{"type":"array","items":{"type":"record","name":"Item","fields":[
+            {"name":"sku","type":"string"},
+            {"name":"size","type":{"type":"enum","name":"Size","symbols":["S","M"]}}
+        ]}}],"default":null},
+        {"name":"codes","type":{"type":"array","items":"string"}},
+        {"name":"ids","type":{"type":"map","values":{"type":"string","logicalType":"uuid"}}},
+        {"name":"contacts","type":{"type":"map","values":["null",{"type":"record","name":"Contact","fields":[
+            {"name":"email","type":"string"}
+        ]}]}}
+    ]}"#;
+
+    const FINE: &str = r#"{"items":[{"sku":"a","size":"S"}],"codes":["x"],"ids":{"a":"0b6f3f2e-8d1a-4c7e-9f00-5a1b2c3d4e5f"},"contacts":{"w":{"email":"e"},"h":null}}"#;
+
+    /// Items of arrays and values of maps are held to their schema like columns, and a bad
+    /// one names the row that holds it, at the `items[]` / `contacts{}` path.
+    #[test]
+    fn items_of_arrays_and_values_of_maps_are_validated_for_their_row() {
+        let schema = PortSchema::parse(COLLECTIONS, Path::new("c.avsc")).expect("schema");
+        let factory = JsonDecoderFactory::new(wire::json_wire_schema(&schema));
+        let with = |from: &str, to: &str| {
+            assert!(FINE.contains(from), "{from}");
+            FINE.replacen(from, to, 1)
+        };
+        let cases = [
+            (
+                with(r#""items":[{"sku":"a","size":"S"}]"#, r#""items":null"#),
+                None,
+            ),
+            (
+                with(r#""items":[{"sku":"a","size":"S"}]"#, r#""items":[]"#),
+                None,
+            ),
+            (
+                with(r#""sku":"a","#, ""),
+                Some((
+                    Reason::Required,
+                    "required field `items[].sku` is missing or null",
+                )),
+            ),
+            (
+                with(r#""size":"S""#, r#""size":"XL""#),
+                Some((
+                    Reason::Enum,
+                    "`items[].size` is not one of the symbols S, M",
+                )),
+            ),
+            (
+                with(r#""codes":["x"]"#, r#""codes":["x",null]"#),
+                Some((
+                    Reason::Required,
+                    "required field `codes[]` is missing or null",
+                )),
+            ),
+            (
+                with(r#""0b6f"#, r#""not-0b6f"#),
+                Some((Reason::Format, "`ids{}` is not a UUID")),
+            ),
+            (
+                with(r#"{"email":"e"}"#, r#"{"email":null}"#),
+                Some((
+                    Reason::Required,
+                    "required field `contacts{}.email` is missing or null",
+                )),
+            ),
+        ];
+        for (json, expected) in cases {
+            // The bad record between two good ones: its row, and only its row, is named.
+            let records = [FINE, json.as_str(), FINE];
+            let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
+            let decoded = decode_all(&factory, &payloads, 1 << 20);
+            assert!(
+                decoded.rejected.is_empty(),
+                "{json}: {:?}",
+                decoded.rejected
+            );
+            let (batch, _) = &decoded.batches[0];
+            let invalid: Vec<_> = validate(batch, &schema.fields)
+                .into_iter()
+                .map(|bad| (bad.row, bad.kind, bad.message))
+                .collect();
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(reason, message)| (1, reason, message.to_string()))
                 .collect();
             assert_eq!(invalid, expected, "{json}");
         }

@@ -67,9 +67,13 @@ impl Finding {
         };
         let rule = field("rule")
             .unwrap_or_else(|| package.rsplit('.').next().unwrap_or(package).to_string());
-        let columns: Vec<&str> = input["schema"]["columns"]
+        let columns: Vec<(&str, &str)> = input["schema"]["columns"]
             .as_array()
-            .map(|cols| cols.iter().filter_map(|c| c["path"].as_str()).collect())
+            .map(|cols| {
+                cols.iter()
+                    .filter_map(|c| Some((c["path"].as_str()?, c["name"].as_str()?)))
+                    .collect()
+            })
             .unwrap_or_default();
         let column = field("column").or_else(|| quoted_column(&text, &columns));
         let location = match &column {
@@ -95,18 +99,31 @@ impl Finding {
     }
 }
 
-/// A column name the message quotes ('email', "email" or `email`), longest first.
-fn quoted_column(text: &str, columns: &[&str]) -> Option<String> {
-    let mut sorted: Vec<&&str> = columns.iter().collect();
-    sorted.sort_by_key(|c| std::cmp::Reverse(c.len()));
-    sorted
-        .into_iter()
-        .find(|c| {
-            ['\'', '"', '`']
-                .iter()
-                .any(|q| text.contains(&format!("{q}{c}{q}")))
-        })
-        .map(|c| c.to_string())
+/// The column a message quotes ('email', "email" or `email`): by path, longest first, or by
+/// the field's own name (a rule that prints `name`, as the seed's does, calls
+/// `customer.email` 'email'). A quote that could mean several columns (`email` and
+/// `customer.email`) names none: a finding without a column beats one at the wrong line.
+fn quoted_column(text: &str, columns: &[(&str, &str)]) -> Option<String> {
+    let quoted = |c: &str| {
+        ['\'', '"', '`']
+            .iter()
+            .any(|q| text.contains(&format!("{q}{c}{q}")))
+    };
+    let mut paths: Vec<&str> = columns.iter().map(|(path, _)| *path).collect();
+    paths.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let quote = paths.into_iter().find(|c| quoted(c)).or_else(|| {
+        columns
+            .iter()
+            .find(|(_, name)| quoted(name))
+            .map(|(_, name)| *name)
+    })?;
+    let mut meant = columns
+        .iter()
+        .filter(|(path, name)| *path == quote || *name == quote);
+    match (meant.next(), meant.next()) {
+        (Some((path, _)), None) => Some(path.to_string()),
+        _ => None,
+    }
 }
 
 fn descriptor_location(product: &DataProduct, path: &str) -> Location {
@@ -125,7 +142,9 @@ fn schema_location(product: &DataProduct, port: usize, column_path: &str) -> Loc
     let text = &schema.text;
     let mut from = 0usize;
     let mut at = None;
+    // `items[].sku` and `attributes{}.note` name the fields `items`, `attributes`, `sku`, `note`.
     for part in column_path.split('.') {
+        let part = part.trim_end_matches(['[', ']', '{', '}']);
         match find_field_name(&text[from..], part) {
             Some(offset) => {
                 at = Some(from + offset);

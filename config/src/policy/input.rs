@@ -92,8 +92,9 @@ fn policies(product: &DataProduct, columns: &[String]) -> Value {
     Value::Object(out)
 }
 
-/// A column as policies see it. `masking` is absent (not null) when unset, so the seed's
-/// `not input.schema.columns[i].masking` reads naturally.
+/// A column as policies see it, nested fields too (at their `path`, e.g. `items[].note`), so
+/// a rule over the columns reaches PII wherever a producer nests it. `masking` is absent (not
+/// null) when unset, so the seed's `not input.schema.columns[i].masking` reads naturally.
 fn column(c: &Column) -> Value {
     let mut m = Map::new();
     m.insert("name".into(), json!(c.name));

@@ -126,18 +126,6 @@ fn check_ports(product: &DataProduct) -> Result<(), RuntimeError> {
         product: product.name().to_string(),
         message,
     };
-    for schema in &product.schemas {
-        if let Some(nested) = schema
-            .all_columns()
-            .into_iter()
-            .find(|c| c.path.contains('.') && c.masking.is_some())
-        {
-            return Err(unsupported(format!(
-                "masking on nested field `{}` is not supported yet; mask a top-level column",
-                nested.path
-            )));
-        }
-    }
     // Ports read the same input record: a column name must mean the same type everywhere.
     for (i, schema) in product.schemas.iter().enumerate() {
         for other in &product.schemas[..i] {
