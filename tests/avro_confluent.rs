@@ -392,6 +392,14 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
     for readable in 1..=3 {
         assert!(!out.contains(&format!("version {readable} ")), "{out}");
     }
+    // `meshd plan` on the platform config (which names the registry) refuses it too.
+    let config = config.to_str().unwrap();
+    let (code, out) = support::meshd_output(&["plan", "--config", config, descriptor]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("refused by the schema registry") && out.contains("version 4"),
+        "{out}"
+    );
     registry.stop();
     let (code, out) = support::meshd_output(&["validate", "--registry", &url, descriptor]);
     assert_eq!(

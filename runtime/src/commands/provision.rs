@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use meshd_config::DataProduct;
+use meshd_runtime::governance::registry::{self, Versions};
 use meshd_runtime::provision;
+use meshd_runtime::registry::Registry;
 use meshd_sinks::iceberg::OutputTable;
 
 use super::ProductArgs;
@@ -23,8 +25,24 @@ pub(super) async fn plan_products(args: &ProductArgs, apply: bool) -> anyhow::Re
     let platform = args.platform()?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
     let mut refused = false;
+    let registry = match &platform.schema_registry {
+        Some(config) => Some(Registry::new(config)?),
+        None => None,
+    };
     for path in &args.descriptors {
         let product = DataProduct::load(path)?;
+        if let Some(registry) = &registry {
+            // What producers registered must stay readable: a version the port cannot read
+            // would dead-letter its records after the change.
+            for finding in registry::findings(&product, registry, Versions::All).await? {
+                println!(
+                    "{}: refused by the schema registry: {}",
+                    product.name(),
+                    finding.message
+                );
+                refused = true;
+            }
+        }
         for port in 0..product.spec.spec.output_ports.len() {
             let spec = provision::table_spec(&platform, &product, port)?;
             let plan = provision::plan(catalog.as_ref(), &spec).await?;

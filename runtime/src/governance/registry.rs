@@ -41,7 +41,8 @@ pub async fn check(report: &mut Report, registry: &Registry, versions: Versions)
     }
 }
 
-async fn findings(
+/// The registry findings of one product (empty when every registered version is readable).
+pub async fn findings(
     product: &DataProduct,
     registry: &Registry,
     versions: Versions,
