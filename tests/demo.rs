@@ -81,6 +81,49 @@ fn demo_accounts_for_every_event_and_masks_pii() {
     );
 }
 
+/// The Confluent variant: records framed as Confluent's serializer frames them, writer schemas
+/// from the registry the demo serves in-process; the same accounting holds.
+#[test]
+fn the_avro_confluent_demo_accounts_for_every_event() {
+    let dir = support::test_dir();
+    let out = Command::new(support::meshd_binary())
+        .args([
+            "demo",
+            "--format",
+            "avro-confluent",
+            "--seconds",
+            "8",
+            "--rate",
+            "1000",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let produced = number_after(&stdout, "produced");
+    let rows = number_after(&stdout, "rows");
+    let dead = number_after(&stdout, "dead letters");
+    assert!(produced > 1000 && rows > 0 && dead > 0, "{stdout}");
+    assert_eq!(
+        rows + dead,
+        produced,
+        "every event is a row or a dead letter:\n{stdout}"
+    );
+    assert!(
+        stdout.matches("(ok)").count() >= 1,
+        "masked samples are checked:\n{stdout}"
+    );
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+}
+
 /// The pyiceberg lines of the summary, exactly as printed and dedented, so the test runs what a
 /// newcomer would paste.
 fn pyiceberg_snippet(stdout: &str) -> String {

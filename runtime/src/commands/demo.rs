@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use meshd_config::InputFormat;
 use meshd_runtime::demo::{self, DemoOptions};
 
 /// The flags of `meshd demo`.
@@ -24,6 +25,19 @@ pub struct Args {
     /// Metrics endpoint.
     #[arg(long, default_value = "127.0.0.1:9464")]
     listen: SocketAddr,
+    /// How events are encoded: `json`, or `avro-confluent` (Confluent's wire format, with a
+    /// schema registry served in-process).
+    #[arg(long, value_enum, default_value = "json")]
+    format: DemoFormat,
+}
+
+/// The encodings the demo can produce.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoFormat {
+    /// One JSON object per event.
+    Json,
+    /// Confluent's wire format: magic byte, schema id, Avro datum.
+    AvroConfluent,
 }
 
 /// Runs for `--seconds`, printing progress each second; exit 0, or an error when the demo
@@ -34,6 +48,10 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         state_dir: args.state_dir,
         listen: args.listen,
+        format: match args.format {
+            DemoFormat::Json => InputFormat::Json,
+            DemoFormat::AvroConfluent => InputFormat::AvroConfluent,
+        },
     };
     let mut stdout = std::io::stdout();
     demo::run(options, &mut stdout)

@@ -1,6 +1,10 @@
 //! `meshd demo`: the whole path on one machine with no services. librdkafka's mock cluster
 //! runs in-process; payment events (a few malformed) are produced while a real worker
-//! decodes, masks and commits them to a real Iceberg table under `.meshd/`.
+//! decodes, masks and commits them to a real Iceberg table under `.meshd/`. With
+//! `--format avro-confluent` the events are framed as Confluent's serializers frame them and
+//! the demo serves the schema registry in-process.
+
+mod confluent;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use iceberg::TableIdent;
-use meshd_config::{DataProduct, Masking, PlatformConfig, Sensitive};
+use meshd_config::{
+    DataProduct, Descriptor, InputFormat, Masking, PlatformConfig, SchemaRegistryConfig, Sensitive,
+};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -21,8 +27,8 @@ use crate::mask::mask_one;
 use crate::process::{Process, Services};
 use crate::worker::WorkerOptions;
 
-const PRODUCT: &str = include_str!("../../examples/payments/product.yaml");
-const SCHEMA: &str = include_str!("../../examples/payments/schema/transactions.avsc");
+const PRODUCT: &str = include_str!("../../../examples/payments/product.yaml");
+const SCHEMA: &str = include_str!("../../../examples/payments/schema/transactions.avsc");
 const TOPIC: &str = "raw-payment-events";
 
 /// Demo settings.
@@ -36,6 +42,8 @@ pub struct DemoOptions {
     pub state_dir: PathBuf,
     /// Metrics endpoint.
     pub listen: SocketAddr,
+    /// How events are encoded on the topic.
+    pub format: InputFormat,
 }
 
 /// One sample event kept to show masking.
@@ -111,7 +119,19 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
             .and_then(|_| std::fs::write(path, text))
     };
     let descriptor = dir.join("product.yaml");
-    write(&descriptor, PRODUCT)
+    let product = match options.format {
+        InputFormat::Json => PRODUCT.to_string(),
+        format => {
+            let mut typed: Descriptor = serde_yaml_ng::from_str(PRODUCT).map_err(|e| {
+                RuntimeError::MaskingKey(format!("the demo's product does not parse: {e}"))
+            })?;
+            typed.spec.input_ports[0].format = format;
+            serde_yaml_ng::to_string(&typed).map_err(|e| {
+                RuntimeError::MaskingKey(format!("the demo's product does not serialize: {e}"))
+            })?
+        }
+    };
+    write(&descriptor, &product)
         .and_then(|_| write(&dir.join("schema/transactions.avsc"), SCHEMA))
         .map_err(|e| {
             RuntimeError::MaskingKey(format!(
@@ -136,6 +156,17 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
         RuntimeError::MaskingKey(format!("cannot write {}: {e}", key_file.display()))
     })?;
     platform.masking.key_file = Some(key_file);
+    let registry_stop = tokio_util::sync::CancellationToken::new();
+    let _stop_registry = registry_stop.clone().drop_guard();
+    let avro_schema = if options.format == InputFormat::AvroConfluent {
+        let url = confluent::serve_registry(SCHEMA, registry_stop).await?;
+        platform.schema_registry = Some(SchemaRegistryConfig::new(url));
+        Some(apache_avro::Schema::parse_str(SCHEMA).map_err(|e| {
+            RuntimeError::MaskingKey(format!("the demo's schema does not parse: {e}"))
+        })?)
+    } else {
+        None
+    };
     let platform = Arc::new(platform);
 
     let Services {
@@ -164,7 +195,10 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> Result<(
             let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
             let mut sends = Vec::new();
             while n < due {
-                let (id, payload) = payment_event(n, 97);
+                let (id, mut payload) = payment_event(n, 97);
+                if let Some(schema) = &avro_schema {
+                    payload = confluent::frame(n, &payload, schema, 97);
+                }
                 if samples.len() < 3 && n % 97 != 96 && !n.is_multiple_of(10) {
                     samples.push(Sample {
                         id: id.clone(),
