@@ -13,7 +13,8 @@
 //! `target/meshd-bench/end_to_end.json` (`benches/plot.py` turns it into a PNG).
 //! `MESHD_BENCH_RECORDS` (default 1,000,000), `MESHD_BENCH_BROKERS=tansu` (or `mock`: librdkafka's
 //! mock cluster stops serving a partition after some 20,000–60,000 records, so it only suits
-//! small runs), `MESHD_BENCH_FORMATS=json,avro`, `MESHD_BENCH_STORES=local,s3` (`s3`: the
+//! small runs), `MESHD_BENCH_FORMATS=json,avro,avro-confluent` (`avro-confluent`: the Avro datums
+//! framed with schema id 1, its schema served by `tests/registry.py`), `MESHD_BENCH_STORES=local,s3` (`s3`: the
 //! table on moto's S3 server with the catalog on PostgreSQL, both on loopback). Under `cargo
 //! test` it runs once on 2,000 records against the mock cluster.
 #![allow(clippy::unwrap_used)]
@@ -168,6 +169,35 @@ fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) 
     (elapsed, cpu_seconds(std::process::id()) - cpu0)
 }
 
+/// Reference event `n` as `format` encodes it: JSON, a bare Avro datum, or the datum in
+/// Confluent's wire format under schema id 1.
+fn payload(format: &str, avro: &apache_avro::Schema, n: u64) -> Vec<u8> {
+    match format {
+        "avro" => reference::avro_datum(avro, n),
+        "avro-confluent" => {
+            let mut frame = vec![0u8, 0, 0, 0, 1];
+            frame.extend(reference::avro_datum(avro, n));
+            frame
+        }
+        _ => reference::json_event(n),
+    }
+}
+
+/// The test registry with the reference schema as id 1 under `topic`'s subject, for
+/// `avro-confluent` runs (None otherwise).
+fn registry(format: &str, dir: &Path, topic: &str) -> Option<support::registry::SchemaRegistry> {
+    if format != "avro-confluent" {
+        return None;
+    }
+    let python = support::python().expect("Python with the test venv, for the schema registry");
+    let schema = reference::schema();
+    Some(support::registry::SchemaRegistry::start(
+        &python,
+        dir,
+        &[(&format!("{topic}-value"), &schema.text)],
+    ))
+}
+
 /// The pipeline and the encode limit, in this process on one core: (pipeline, encode) time.
 fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duration) {
     use meshd_runtime::decode::{
@@ -181,6 +211,11 @@ fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duratio
         "avro" => Box::new(AvroDecoderFactory::new(&schema.text).unwrap()),
         _ => Box::new(JsonDecoderFactory::new(wire::json_wire_schema(&schema))),
     };
+    let mut confluent = (format == "avro-confluent").then(|| {
+        let mut decoders = decode::confluent::ConfluentDecoders::new(&schema.text, 16);
+        assert_eq!(decoders.learn(1, &schema.text), None);
+        decoders
+    });
     let encode = |batches: &[arrow_array::RecordBatch]| {
         let mut out = Vec::with_capacity(64 << 20);
         let mut writer = parquet::arrow::ArrowWriter::try_new(
@@ -199,7 +234,11 @@ fn pipeline_and_encode(format: &str, payloads: &[Vec<u8>]) -> (Duration, Duratio
     let mut conformed = Vec::new();
     for chunk in payloads.chunks(8192) {
         let refs: Vec<Option<&[u8]>> = chunk.iter().map(|p| Some(p.as_slice())).collect();
-        for (batch, _) in decode::decode_all(factory.as_ref(), &refs, 1 << 20).batches {
+        let decoded = match confluent.as_mut() {
+            Some(decoders) => decoders.decode(&refs, 1 << 20),
+            None => decode::decode_all(factory.as_ref(), &refs, 1 << 20),
+        };
+        for (batch, _) in decoded.batches {
             assert!(meshd_runtime::validate::validate(&batch, &columns).is_empty());
             let masked = masker.apply(&batch).unwrap();
             conformed.push(wire::conform(&masked, &table).unwrap());
@@ -259,6 +298,7 @@ fn start_meshd(
     topic: &str,
     format: &str,
     store: &Store,
+    registry: Option<&support::registry::SchemaRegistry>,
 ) -> support::Meshd {
     let descriptor = support::product::Product::reference()
         .input_topic(topic)
@@ -271,9 +311,10 @@ fn start_meshd(
     std::fs::write(
         &config,
         format!(
-            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n{}metrics:\n  listen: {listen}\nmasking:\n  keyFile: {}/masking.key\n",
+            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n{}metrics:\n  listen: {listen}\nmasking:\n  keyFile: {}/masking.key\n{}",
             store.platform_lines(dir),
-            dir.display()
+            dir.display(),
+            registry.map_or(String::new(), |r| format!("schemaRegistry:\n  url: {}\n", r.url())),
         ),
     )
     .unwrap();
@@ -318,7 +359,15 @@ async fn freshness(
     broker.create_topic(&topic).await;
     let dir = dir.join("fresh");
     std::fs::create_dir_all(&dir).unwrap();
-    let meshd = start_meshd(&dir, &broker.bootstrap(), &topic, format, store);
+    let registry = registry(format, &dir, &topic);
+    let meshd = start_meshd(
+        &dir,
+        &broker.bootstrap(),
+        &topic,
+        format,
+        store,
+        registry.as_ref(),
+    );
     // Wait for the worker to be assigned before the clock starts.
     support::poll(
         "the freshness worker to be ready",
@@ -339,13 +388,7 @@ async fn freshness(
     for _ in 0..seconds * 10 {
         tick.tick().await;
         let payloads: Vec<Vec<u8>> = (n..n + per_tick)
-            .map(|i| {
-                if format == "avro" {
-                    reference::avro_datum(&avro, i)
-                } else {
-                    reference::json_event(i)
-                }
-            })
+            .map(|i| payload(format, &avro, i))
             .collect();
         n += per_tick;
         // The produce time is taken here: not every broker returns a timestamp on delivery.
@@ -426,13 +469,7 @@ async fn run_config(
     let schema = reference::schema();
     let avro = apache_avro::Schema::parse_str(&schema.text).unwrap();
     let payloads: Vec<Vec<u8>> = (0..records as u64)
-        .map(|n| {
-            if format == "avro" {
-                reference::avro_datum(&avro, n)
-            } else {
-                reference::json_event(n)
-            }
-        })
+        .map(|n| payload(format, &avro, n))
         .collect();
     let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     produce(&bootstrap, &topic, &payloads).await;
@@ -440,7 +477,15 @@ async fn run_config(
     let (consume, consume_cpu) = consume_limit(&bootstrap, &topic, records);
     let consume = consume.as_secs_f64();
     let (pipeline, encode) = pipeline_and_encode(format, &payloads);
-    let meshd = start_meshd(dir.path(), &bootstrap, &topic, format, &store);
+    let registry = registry(format, dir.path(), &topic);
+    let meshd = start_meshd(
+        dir.path(),
+        &bootstrap,
+        &topic,
+        format,
+        &store,
+        registry.as_ref(),
+    );
     let (seconds, cpu, rss) = meshd_backlog(&meshd, records);
     drop(meshd);
     let meshd_mbps = mb(bytes) / seconds;
@@ -491,7 +536,7 @@ async fn run_config(
 
 fn print_table(results: &[Value]) {
     println!(
-        "\n{:<6} {:<5} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "\n{:<6} {:<14} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
         "broker",
         "fmt",
         "store",
@@ -512,7 +557,7 @@ fn print_table(results: &[Value]) {
     for r in results {
         let m = &r["meshd"];
         println!(
-            "{:<6} {:<5} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:<14} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             r["broker"].as_str().unwrap_or(""),
             r["format"].as_str().unwrap_or(""),
             r["store"].as_str().unwrap_or(""),
@@ -545,7 +590,7 @@ fn main() {
         setting("MESHD_BENCH_RECORDS", "1000000").parse().unwrap()
     };
     let brokers = setting("MESHD_BENCH_BROKERS", if quick { "mock" } else { "tansu" });
-    let formats = setting("MESHD_BENCH_FORMATS", "json,avro");
+    let formats = setting("MESHD_BENCH_FORMATS", "json,avro,avro-confluent");
     // The embedded default and the shared platform (PostgreSQL + S3 on loopback), same run.
     let stores = setting("MESHD_BENCH_STORES", "local,s3");
     let runtime = tokio::runtime::Builder::new_multi_thread()

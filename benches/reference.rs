@@ -37,7 +37,12 @@ pub fn json_event(n: u64) -> Vec<u8> {
 
 /// Event `n` as a binary Avro datum of the reference schema.
 pub fn avro_datum(schema: &apache_avro::Schema, n: u64) -> Vec<u8> {
-    let record = Value::Record(vec![
+    avro_datum_with(schema, n, &[])
+}
+
+/// [`avro_datum`] for a schema with extra string fields after the reference's, set to `extra`.
+pub fn avro_datum_with(schema: &apache_avro::Schema, n: u64, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut fields = vec![
         (
             "transaction_id".into(),
             Value::String(format!("tx-{n:010}")),
@@ -64,6 +69,11 @@ pub fn avro_datum(schema: &apache_avro::Schema, n: u64) -> Vec<u8> {
             "event_time".into(),
             Value::TimestampMillis(1_764_000_000_000 + n as i64),
         ),
-    ]);
-    apache_avro::to_avro_datum(schema, record).expect("encode")
+    ];
+    fields.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string()))),
+    );
+    apache_avro::to_avro_datum(schema, Value::Record(fields)).expect("encode")
 }

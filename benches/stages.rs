@@ -45,6 +45,41 @@ fn stages(c: &mut Criterion) {
             b.iter(|| decode::decode_all(factory.as_ref(), black_box(&payloads), 1 << 20))
         });
     }
+    // The same datums in Confluent's wire format, from two writer versions (the port's
+    // schema, and one with a field the port lacks): grouped by id, decoded by resolution, the
+    // writer schemas learnt once (the registry is not in the loop).
+    let mut v2 = serde_json::from_str::<serde_json::Value>(&schema.text).expect("schema json");
+    v2["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .push(serde_json::json!({"name": "channel", "type": "string", "default": "web"}));
+    let v2_schema = apache_avro::Schema::parse_str(&v2.to_string()).expect("v2 schema");
+    let framed: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|n| {
+            let (id, datum) = if n % 2 == 0 {
+                (1u32, avro_datum(&avro_schema, n))
+            } else {
+                (
+                    2u32,
+                    reference::avro_datum_with(&v2_schema, n, &[("channel", "app")]),
+                )
+            };
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(&id.to_be_bytes());
+            frame.extend(datum);
+            frame
+        })
+        .collect();
+    let mut confluent = decode::confluent::ConfluentDecoders::new(&schema.text, 16);
+    assert_eq!(confluent.learn(1, &schema.text), None);
+    assert_eq!(confluent.learn(2, &v2.to_string()), None);
+    let payloads: Vec<Option<&[u8]>> = framed.iter().map(|e| Some(e.as_slice())).collect();
+    group.throughput(Throughput::Bytes(
+        framed.iter().map(Vec::len).sum::<usize>() as u64,
+    ));
+    group.bench_function("avro-confluent", |b| {
+        b.iter(|| confluent.decode(black_box(&payloads), 1 << 20))
+    });
     group.finish();
 
     let emails = StringArray::from_iter_values((0..EVENTS).map(|n| format!("user{n}@example.com")));

@@ -10,8 +10,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use meshd_config::{InputFormat, Masking};
@@ -19,66 +18,13 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use support::product::{Product, Schema};
+use support::registry::SchemaRegistry;
 use support::{Meshd, Tansu, poll, python};
 
 const TOPIC: &str = "payments-confluent";
 const PER_VERSION: u64 = 10_000;
 const LATE: u64 = 1_000;
 const BAD_EACH: u64 = 5;
-
-/// tests/registry.py on a free port, its state in a file so a restart keeps the ids.
-struct Registry {
-    python: PathBuf,
-    port: u16,
-    state: PathBuf,
-    child: Option<Child>,
-}
-
-impl Registry {
-    fn start(python: &Path, dir: &Path) -> Self {
-        let mut registry = Self {
-            python: python.to_path_buf(),
-            port: support::free_port(),
-            state: dir.join("registry.json"),
-            child: None,
-        };
-        registry.resume();
-        registry
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn resume(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/registry.py");
-        self.child = Some(
-            Command::new(&self.python)
-                .arg(script)
-                .arg(self.port.to_string())
-                .arg(&self.state)
-                .spawn()
-                .unwrap(),
-        );
-        let probe = format!("{}/subjects/probe/versions", self.url());
-        poll("the registry to answer", Duration::from_secs(20), || {
-            support::http_get_status(&probe).map(|_| ())
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// The port's schema with `account_id` narrowed to int and without `card_last4` (version 1).
 fn v1() -> Schema {
@@ -119,7 +65,7 @@ fn event(n: u64, version: u8) -> Value {
 }
 
 /// Frames produced by confluent_frames.py, per batch of the spec.
-fn frames(python: &Path, registry: &Registry, dir: &Path, spec: &Value) -> Vec<Vec<Vec<u8>>> {
+fn frames(python: &Path, registry: &SchemaRegistry, dir: &Path, spec: &Value) -> Vec<Vec<Vec<u8>>> {
     let spec_path = dir.join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();
     let out = dir.join("frames.txt");
@@ -165,7 +111,7 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
     let Some(python) = python() else { return };
     tansu.create_topic(TOPIC, 3).await;
     tansu.create_topic(&format!("{TOPIC}.dlq"), 1).await;
-    let mut registry = Registry::start(&python, dir.path());
+    let mut registry = SchemaRegistry::start(&python, dir.path(), &[]);
 
     // Version 3 cannot be read as the port's schema: `amount` became a string.
     let v3 = Schema::reference()

@@ -15,6 +15,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub mod product;
+pub mod registry;
 pub mod services;
 
 /// Whether a missing service must fail the test rather than skip it.
