@@ -167,3 +167,59 @@ fn storage_and_catalog_secrets_never_leak() {
     let (ok, text) = plan(&rest, PG_PASSWORD);
     assert!(!ok && text.contains("rest"), "{text}");
 }
+
+/// The schema registry's password and token (from the environment, or in the URL) appear in
+/// no output of `meshd validate --registry`, whether the registry refuses or cannot be reached.
+#[test]
+fn schema_registry_credentials_never_leak() {
+    use meshd_config::InputFormat;
+    use support::product::Product;
+    let dir = support::test_dir();
+    let Some(python) = support::python() else {
+        return;
+    };
+    let descriptor = Product::reference()
+        .input_topic(TOPIC)
+        .input_format(InputFormat::AvroConfluent)
+        .write(dir.path());
+    let registry = support::registry::SchemaRegistry::start(&python, dir.path(), &[]);
+    const REGISTRY_PASSWORD: &str = "sr-SECRET-1122";
+    const REGISTRY_TOKEN: &str = "sr-token-SECRET-3344";
+    let closed = format!(
+        "http://meshd:{REGISTRY_PASSWORD}@127.0.0.1:{}",
+        support::free_port()
+    );
+    let with_credentials = registry
+        .url()
+        .replace("http://", &format!("http://meshd:{REGISTRY_PASSWORD}@"));
+    for (url, token) in [(closed.as_str(), false), (with_credentials.as_str(), true)] {
+        let mut env = vec![
+            ("MESHD_SCHEMA_REGISTRY_USERNAME", "meshd".to_string()),
+            (
+                "MESHD_SCHEMA_REGISTRY_PASSWORD",
+                REGISTRY_PASSWORD.to_string(),
+            ),
+            ("MESHD_LOG", "debug".to_string()),
+        ];
+        if token {
+            env.push(("MESHD_SCHEMA_REGISTRY_TOKEN", REGISTRY_TOKEN.to_string()));
+        }
+        let (code, text) = support::meshd_output_on_host(
+            &[
+                "validate",
+                "--registry",
+                url,
+                &descriptor.display().to_string(),
+            ],
+            None,
+            &env,
+        );
+        assert!(code.is_some(), "{text}");
+        for secret in [REGISTRY_PASSWORD, REGISTRY_TOKEN, "SECRET"] {
+            assert!(
+                !text.contains(secret),
+                "a secret in meshd's output:\n{text}"
+            );
+        }
+    }
+}
