@@ -307,6 +307,20 @@ impl PlatformConfig {
         for (key, value) in env {
             config.apply_env(&key, value, &origin)?;
         }
+        if config
+            .schema_registry
+            .as_ref()
+            .is_some_and(|r| r.url.is_empty())
+        {
+            return Err(ConfigError::invalid(Diagnostic {
+                file: origin,
+                line: 0,
+                column: 0,
+                path: "schemaRegistry.url".into(),
+                message: "schema registry credentials are set but not its URL".into(),
+                hint: Some("set schemaRegistry.url or MESHD_SCHEMA_REGISTRY_URL".into()),
+            }));
+        }
         Ok(config)
     }
 
@@ -355,11 +369,10 @@ impl PlatformConfig {
                 None => self.schema_registry = Some(SchemaRegistryConfig::new(value)),
             },
             "SCHEMA_REGISTRY_USERNAME" | "SCHEMA_REGISTRY_PASSWORD" | "SCHEMA_REGISTRY_TOKEN" => {
-                let Some(registry) = &mut self.schema_registry else {
-                    return Err(bad(
-                        "set schemaRegistry.url (or MESHD_SCHEMA_REGISTRY_URL) too".into(),
-                    ));
-                };
+                // Variables come in any order: the URL may follow (checked once all are read).
+                let registry = self
+                    .schema_registry
+                    .get_or_insert_with(|| SchemaRegistryConfig::new(String::new()));
                 match name {
                     "SCHEMA_REGISTRY_USERNAME" => registry.username = Some(value),
                     "SCHEMA_REGISTRY_PASSWORD" => registry.password = Some(Sensitive::new(value)),

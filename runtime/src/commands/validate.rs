@@ -67,7 +67,9 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut report = governance::validate(&args.descriptors, &set);
     if let Some(url) = &args.registry {
-        let mut config = PlatformConfig::load(None, std::env::vars())?
+        let env = std::iter::once(("MESHD_SCHEMA_REGISTRY_URL".to_string(), url.clone()))
+            .chain(std::env::vars().filter(|(k, _)| k != "MESHD_SCHEMA_REGISTRY_URL"));
+        let mut config = PlatformConfig::load(None, env)?
             .schema_registry
             .unwrap_or_else(|| SchemaRegistryConfig::new(url.clone()));
         config.url = url.clone();
