@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use support::{Meshd, Tansu, python};
+use support::{Tansu, python};
 
 const TOPIC: &str = "crash-loop";
 /// Every 97th record is malformed (five kinds in turn).
@@ -48,24 +48,8 @@ async fn every_key_exactly_once_after_random_sigkills() {
         .commit_max_records(500)
         .write(dir.path());
     // A short session: a restarted worker gets the partitions once the killed member expires.
-    let (config, listen) = support::meshd_config(
-        dir.path(),
-        "meshd",
-        &tansu.bootstrap,
-        &[
-            &format!("session.timeout.ms: \"{}\"", SESSION_TIMEOUT.as_millis()),
-            "heartbeat.interval.ms: \"500\"",
-        ],
-        "",
-    );
-    let start = |run: u64| {
-        Meshd::start(
-            &config,
-            &[&descriptor],
-            &listen,
-            dir.path().join(format!("meshd-{run}.log")),
-        )
-    };
+    let (config, start) =
+        support::crash_loop_member(dir.path(), &tansu.bootstrap, SESSION_TIMEOUT, &descriptor);
 
     // The stream runs for the whole kill loop.
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, rate, BAD_EVERY);

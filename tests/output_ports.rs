@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use support::product::{Product, Schema};
-use support::{Meshd, Tansu, python};
+use support::{Tansu, python};
 
 const TOPIC: &str = "two-ports";
 const BAD_EVERY: u64 = 97;
@@ -41,24 +41,8 @@ async fn two_output_ports_are_each_exactly_once_through_sigkills() {
         .commit_max_records(500)
         .add_output_port("payment-audit", Schema::reference().without_field("email"))
         .write(dir.path());
-    let (config, listen) = support::meshd_config(
-        dir.path(),
-        "meshd",
-        &tansu.bootstrap,
-        &[
-            &format!("session.timeout.ms: \"{}\"", SESSION_TIMEOUT.as_millis()),
-            "heartbeat.interval.ms: \"500\"",
-        ],
-        "",
-    );
-    let start = |run: u64| {
-        Meshd::start(
-            &config,
-            &[&descriptor],
-            &listen,
-            dir.path().join(format!("meshd-{run}.log")),
-        )
-    };
+    let (config, start) =
+        support::crash_loop_member(dir.path(), &tansu.bootstrap, SESSION_TIMEOUT, &descriptor);
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
     for run in 0..kills {
         let mut meshd = start(run);

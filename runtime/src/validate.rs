@@ -259,6 +259,34 @@ mod tests {
         ]}],"default":null}
     ]}"#;
 
+    /// Decodes `records`, validates them, and checks that the only problem is `expected` at
+    /// `row` (or that there is none).
+    fn check_rows(
+        factory: &JsonDecoderFactory,
+        schema: &PortSchema,
+        records: &[&str],
+        row: usize,
+        expected: Option<(Reason, &str)>,
+    ) {
+        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
+        let decoded = decode_all(factory, &payloads, 1 << 20);
+        assert!(
+            decoded.rejected.is_empty(),
+            "{records:?}: {:?}",
+            decoded.rejected
+        );
+        let (batch, _) = &decoded.batches[0];
+        let invalid: Vec<_> = validate(batch, &schema.fields)
+            .into_iter()
+            .map(|bad| (bad.row, bad.kind, bad.message))
+            .collect();
+        let expected: Vec<_> = expected
+            .into_iter()
+            .map(|(reason, message)| (row, reason, message.to_string()))
+            .collect();
+        assert_eq!(invalid, expected, "{records:?}");
+    }
+
     const GOOD: &str = r#"{"id":"0b6f3f2e-8d1a-4c7e-9f00-5a1b2c3d4e5f","code":"abc","status":"ON","amount":"12.50","address":{"city":"x"}}"#;
 
     /// JSON decodes into an all-nullable wire schema, so what the schema means beyond types
@@ -302,22 +330,7 @@ mod tests {
             ),
         ];
         for (json, expected) in cases {
-            let decoded = decode_all(&factory, &[Some(json.as_bytes())], 1 << 20);
-            assert!(
-                decoded.rejected.is_empty(),
-                "{json}: {:?}",
-                decoded.rejected
-            );
-            let (batch, _) = &decoded.batches[0];
-            let invalid: Vec<_> = validate(batch, &schema.fields)
-                .into_iter()
-                .map(|bad| (bad.row, bad.kind, bad.message))
-                .collect();
-            let expected: Vec<_> = expected
-                .into_iter()
-                .map(|(reason, message)| (0, reason, message.to_string()))
-                .collect();
-            assert_eq!(invalid, expected, "{json}");
+            check_rows(&factory, &schema, &[json.as_str()], 0, expected);
         }
     }
 
@@ -389,24 +402,7 @@ mod tests {
         ];
         for (json, expected) in cases {
             // The bad record between two good ones: its row, and only its row, is named.
-            let records = [FINE, json.as_str(), FINE];
-            let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
-            let decoded = decode_all(&factory, &payloads, 1 << 20);
-            assert!(
-                decoded.rejected.is_empty(),
-                "{json}: {:?}",
-                decoded.rejected
-            );
-            let (batch, _) = &decoded.batches[0];
-            let invalid: Vec<_> = validate(batch, &schema.fields)
-                .into_iter()
-                .map(|bad| (bad.row, bad.kind, bad.message))
-                .collect();
-            let expected: Vec<_> = expected
-                .into_iter()
-                .map(|(reason, message)| (1, reason, message.to_string()))
-                .collect();
-            assert_eq!(invalid, expected, "{json}");
+            check_rows(&factory, &schema, &[FINE, json.as_str(), FINE], 1, expected);
         }
     }
 }

@@ -497,6 +497,37 @@ pub fn meshd_config(
     (path, listen)
 }
 
+/// The platform config of a crash loop: a session of `session` (a restarted worker gets the
+/// partitions once the killed member expires) and a fast heartbeat. Returns the config and a
+/// function starting run `n` of meshd on `descriptor`, logging to `meshd-<n>.log`.
+pub fn crash_loop_member<'a>(
+    dir: &'a Path,
+    bootstrap: &str,
+    session: Duration,
+    descriptor: &'a Path,
+) -> (PathBuf, impl Fn(u64) -> Meshd + 'a) {
+    let (config, listen) = meshd_config(
+        dir,
+        "meshd",
+        bootstrap,
+        &[
+            &format!("session.timeout.ms: \"{}\"", session.as_millis()),
+            "heartbeat.interval.ms: \"500\"",
+        ],
+        "",
+    );
+    let start_config = config.clone();
+    let start = move |run: u64| {
+        Meshd::start(
+            &start_config,
+            &[descriptor],
+            &listen,
+            dir.join(format!("meshd-{run}.log")),
+        )
+    };
+    (config, start)
+}
+
 /// Sends the reference payment event `n` (malformed when `n % bad_every == bad_every - 1`)
 /// and waits for the broker's acknowledgement.
 pub async fn send_payment_event(

@@ -122,25 +122,13 @@ impl ConfluentDecoders {
         let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
         for (i, payload) in payloads.iter().enumerate() {
             let index = i as u32;
-            let Some(bytes) = payload else {
-                out.reject(
-                    index,
-                    Reason::NullValue,
-                    "the record has no value (a tombstone)".into(),
-                );
-                continue;
+            let bytes = match super::decodable(*payload, max_record_bytes) {
+                Ok(bytes) => bytes,
+                Err((reason, message)) => {
+                    out.reject(index, reason, message);
+                    continue;
+                }
             };
-            if bytes.len() > max_record_bytes {
-                out.reject(
-                    index,
-                    Reason::TooLarge,
-                    format!(
-                        "the record is {} bytes, above the {max_record_bytes}-byte limit",
-                        bytes.len()
-                    ),
-                );
-                continue;
-            }
             match schema_id(bytes) {
                 Err(why) => out.reject(index, Reason::Decode, why),
                 Ok(id) => groups.entry(id).or_default().push(index),

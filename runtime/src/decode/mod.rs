@@ -91,25 +91,13 @@ pub fn decode_all(
     let mut decoder = factory.decoder(payloads.len().max(1));
     for (i, payload) in payloads.iter().enumerate() {
         let index = i as u32;
-        let Some(bytes) = payload else {
-            out.reject(
-                index,
-                Reason::NullValue,
-                "the record has no value (a tombstone)".into(),
-            );
-            continue;
+        let bytes = match decodable(*payload, max_record_bytes) {
+            Ok(bytes) => bytes,
+            Err((reason, message)) => {
+                out.reject(index, reason, message);
+                continue;
+            }
         };
-        if bytes.len() > max_record_bytes {
-            out.reject(
-                index,
-                Reason::TooLarge,
-                format!(
-                    "the record is {} bytes, above the {max_record_bytes}-byte limit",
-                    bytes.len()
-                ),
-            );
-            continue;
-        }
         match decoder.feed(bytes) {
             Ok(()) => run.push(index),
             Err(message) => {
@@ -127,6 +115,30 @@ pub fn decode_all(
         _ => bisect(factory, payloads, run, &mut out),
     }
     out
+}
+
+/// A record's bytes, or why it is rejected before any decoder sees it: no value (a
+/// tombstone), or larger than the limit.
+pub(crate) fn decodable(
+    payload: Option<&[u8]>,
+    max_record_bytes: usize,
+) -> Result<&[u8], (Reason, String)> {
+    let Some(bytes) = payload else {
+        return Err((
+            Reason::NullValue,
+            "the record has no value (a tombstone)".into(),
+        ));
+    };
+    if bytes.len() > max_record_bytes {
+        return Err((
+            Reason::TooLarge,
+            format!(
+                "the record is {} bytes, above the {max_record_bytes}-byte limit",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 impl Decoded {
