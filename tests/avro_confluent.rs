@@ -87,6 +87,22 @@ fn frames(python: &Path, registry: &SchemaRegistry, dir: &Path, spec: &Value) ->
     batches
 }
 
+/// Polls (with a deadline) until `table` holds `n` rows.
+async fn until_rows(config: &Path, table: &str, n: usize, meshd: &Meshd) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while support::table_strings(config, table, "transaction_id")
+        .await
+        .is_none_or(|keys| keys.len() < n)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not all {n} rows after 180 s\n{}",
+            meshd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn produce(producer: &FutureProducer, records: &[(String, Vec<u8>)]) {
     let sends: Vec<_> = records
         .iter()
@@ -193,18 +209,7 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
     );
     const TABLE: &str = "payments.payment_transactions";
     let good = 2 * PER_VERSION as usize;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while support::table_strings(&config, TABLE, "transaction_id")
-        .await
-        .is_none_or(|keys| keys.len() < good)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not all {good} rows after 180 s\n{}",
-            meshd.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_rows(&config, TABLE, good, &meshd).await;
     let letters_before = meshd
         .scrape()
         .unwrap()
@@ -250,18 +255,7 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
     }
     registry.resume();
     let everything = good + LATE as usize;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while support::table_strings(&config, TABLE, "transaction_id")
-        .await
-        .is_none_or(|keys| keys.len() < everything)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not all {everything} rows after the outage\n{}",
-            meshd.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_rows(&config, TABLE, everything, &meshd).await;
     poll("/readyz to recover", Duration::from_secs(30), || {
         meshd.readyz().filter(|(status, _)| *status == 200)
     });

@@ -131,11 +131,16 @@ mod tests {
     const AVSC: &str = include_str!("../../../examples/payments/schema/transactions.avsc");
 
     fn datum(n: i64) -> Vec<u8> {
+        datum_of(&format!("t{n}"), n, "a@b.c")
+    }
+
+    /// A reference record with these id, account and email, through apache-avro.
+    fn datum_of(id: &str, account: i64, email: &str) -> Vec<u8> {
         let schema = apache_avro::Schema::parse_str(AVSC).expect("schema");
         let record = Value::Record(vec![
-            ("transaction_id".into(), Value::String(format!("t{n}"))),
-            ("account_id".into(), Value::Long(n)),
-            ("email".into(), Value::String("a@b.c".into())),
+            ("transaction_id".into(), Value::String(id.into())),
+            ("account_id".into(), Value::Long(account)),
+            ("email".into(), Value::String(email.into())),
             (
                 "card_last4".into(),
                 Value::Union(1, Box::new(Value::String("4242".into()))),
@@ -372,27 +377,6 @@ mod tests {
 
     /// The same record as [`Raw::good`], through apache-avro.
     fn datum_like_raw() -> Vec<u8> {
-        let schema = apache_avro::Schema::parse_str(AVSC).expect("schema");
-        let record = Value::Record(vec![
-            ("transaction_id".into(), Value::String("t-1".into())),
-            ("account_id".into(), Value::Long(42)),
-            ("email".into(), Value::String("secret@example.com".into())),
-            (
-                "card_last4".into(),
-                Value::Union(1, Box::new(Value::String("4242".into()))),
-            ),
-            (
-                "amount".into(),
-                Value::Decimal(apache_avro::Decimal::from(1250i64.to_be_bytes().to_vec())),
-            ),
-            ("currency".into(), Value::String("JPY".into())),
-            ("region".into(), Value::String("JP".into())),
-            ("status".into(), Value::Enum(1, "SETTLED".into())),
-            (
-                "event_time".into(),
-                Value::TimestampMillis(1_764_000_000_000),
-            ),
-        ]);
-        apache_avro::to_avro_datum(&schema, record).expect("encode")
+        datum_of("t-1", 42, "secret@example.com")
     }
 }
