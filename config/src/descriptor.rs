@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ConfigError, Diagnostic, from_yaml};
+use crate::kafka_metadata::{KAFKA_COLUMN, KafkaMetadata};
 use crate::locate::locate;
 use crate::schema::PortSchema;
 use crate::units::{ByteSize, HumanDuration, Ratio};
@@ -165,6 +166,11 @@ pub struct OutputPort {
     /// When buffered records are committed.
     #[serde(default)]
     pub commit: CommitPolicy,
+    /// Kafka metadata to keep with each row, any of `[key, partition, offset, timestamp,
+    /// headers]`, in a `_kafka` struct column after the schema's own; default none, so a
+    /// table holds only what its schema promises unless the team asks for provenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kafka: Vec<KafkaMetadata>,
 }
 
 /// Output port kinds.
@@ -434,10 +440,31 @@ impl DataProduct {
                     Some("use lowercase letters, digits, `-` and `_`".into()),
                 ));
             }
+            for (j, item) in port.kafka.iter().enumerate() {
+                if port.kafka[..j].contains(item) {
+                    diagnostics.push(at(
+                        format!("spec.outputPorts[{i}].kafka"),
+                        format!("`{}` is listed twice", item.name()),
+                        Some("list each piece of Kafka metadata once".into()),
+                    ));
+                }
+            }
             // Without `.` components, so messages say `dir/schema/x.avsc`, not `dir/./schema/x.avsc`.
             let schema_path: PathBuf = base.join(&port.schema).components().collect();
             match PortSchema::load(&schema_path) {
                 Ok(schema) => {
+                    if !port.kafka.is_empty() && schema.column(KAFKA_COLUMN).is_some() {
+                        diagnostics.push(at(
+                            format!("spec.outputPorts[{i}].kafka"),
+                            format!(
+                                "Kafka metadata goes into a column `{KAFKA_COLUMN}`, and the schema {} already has one",
+                                schema_path.display()
+                            ),
+                            Some(format!(
+                                "rename the schema's `{KAFKA_COLUMN}` column, or drop `kafka`"
+                            )),
+                        ));
+                    }
                     for (j, field) in port.partitioning.iter().enumerate() {
                         if let Err(message) =
                             schema.check_partition_source(&field.column, field.transform)

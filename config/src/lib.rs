@@ -8,6 +8,7 @@
 
 mod descriptor;
 mod error;
+mod kafka_metadata;
 mod locate;
 mod masking;
 mod platform;
@@ -21,6 +22,7 @@ pub use descriptor::{
     Policies, Sla, Spec,
 };
 pub use error::{ConfigError, Diagnostic, closest};
+pub use kafka_metadata::{KAFKA_COLUMN, KafkaMetadata};
 pub use masking::Masking;
 pub use platform::{
     CatalogConfig, CatalogKind, GovernanceConfig, MaskingConfig, MetricsConfig, PlatformConfig,

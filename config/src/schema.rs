@@ -15,6 +15,7 @@ use iceberg::spec::{
 
 use crate::descriptor::PartitionTransform;
 use crate::error::{ConfigError, Diagnostic};
+use crate::kafka_metadata::{self, KafkaMetadata};
 use crate::masking::Masking;
 
 /// A loaded port schema.
@@ -282,17 +283,25 @@ impl PortSchema {
         self.fields.iter().find(|c| c.name == name)
     }
 
-    /// The Iceberg schema of the published table. Masked columns are strings (the hash or
-    /// the redaction), except `NULL` masking which keeps the type.
+    /// The Iceberg schema of the port's columns. Masked columns are strings (the hash or the
+    /// redaction), except `NULL` masking which keeps the type.
     pub fn iceberg_schema(&self) -> Result<IcebergSchema, iceberg::Error> {
+        self.table_schema(&[])
+    }
+
+    /// The Iceberg schema of the published table: the port's columns, then, when the port
+    /// keeps Kafka metadata, the [`KAFKA_COLUMN`](crate::KAFKA_COLUMN) struct with the ids
+    /// after the port's own, so selecting metadata leaves every existing id where it was.
+    pub fn table_schema(&self, kafka: &[KafkaMetadata]) -> Result<IcebergSchema, iceberg::Error> {
         let mut ids = IdAllocator { next: 1 };
         let top: Vec<i32> = self.fields.iter().map(|_| ids.take()).collect();
-        let fields = self
+        let mut fields = self
             .fields
             .iter()
             .zip(top)
             .map(|(c, id)| column_field(c, id, &mut ids).into())
             .collect::<Vec<_>>();
+        fields.extend(kafka_metadata::iceberg_field(kafka, ids.next).map(Into::into));
         IcebergSchema::builder().with_fields(fields).build()
     }
 

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use meshd_config::{ConfigError, DataProduct, InputFormat, Masking, PartitionTransform};
+use meshd_config::{
+    ConfigError, DataProduct, InputFormat, KAFKA_COLUMN, KafkaMetadata, Masking, PartitionTransform,
+};
 
 fn seed_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed")
@@ -362,4 +364,85 @@ fn two_output_ports_may_not_write_one_table() {
     );
     let product = load(&(GOOD.to_string() + &named), SCHEMA).unwrap();
     assert_eq!(product.table_ident(1).1, "orders_audit");
+}
+
+#[test]
+fn kafka_metadata_is_a_struct_column_after_the_schema() {
+    let text = GOOD.to_string() + "      kafka: [headers, key, offset]\n";
+    let p = load(&text, SCHEMA).unwrap();
+    let kafka = &p.spec.spec.output_ports[0].kafka;
+    assert_eq!(
+        kafka,
+        &[
+            KafkaMetadata::Headers,
+            KafkaMetadata::Key,
+            KafkaMetadata::Offset
+        ]
+    );
+    let table = p.schemas[0].table_schema(kafka).unwrap();
+    let ids = |name: &str| table.field_by_name(name).map(|f| f.id);
+    // The schema's own ids stay; the struct and its subfields come after, in canonical order.
+    assert_eq!(ids("at"), Some(3));
+    assert_eq!(ids(KAFKA_COLUMN), Some(4));
+    assert_eq!(ids("_kafka.key"), Some(5));
+    assert_eq!(ids("_kafka.offset"), Some(6));
+    assert_eq!(ids("_kafka.headers"), Some(7));
+    assert_eq!(ids("_kafka.partition"), None, "only what is selected");
+    assert!(!table.field_by_name(KAFKA_COLUMN).unwrap().required);
+    // Without a selection there is no column.
+    assert_eq!(
+        p.schemas[0].table_schema(&[]).unwrap(),
+        p.schemas[0].iceberg_schema().unwrap()
+    );
+    assert!(
+        load(GOOD, SCHEMA).unwrap().spec.spec.output_ports[0]
+            .kafka
+            .is_empty()
+    );
+}
+
+#[test]
+fn unknown_kafka_metadata_points_at_it_with_a_hint() {
+    let text = GOOD.to_string() + "      kafka: [key, offest]\n";
+    let (line, col, path, shown) = first_error(&text, SCHEMA);
+    assert_eq!(
+        (line, col, path.as_str()),
+        (18, 20, "spec.outputPorts[0].kafka[1]"),
+        "{shown}"
+    );
+    assert!(shown.contains("unknown variant `offest`"), "{shown}");
+    assert!(shown.contains("did you mean `offset`?"), "{shown}");
+}
+
+#[test]
+fn kafka_column_clashing_with_the_schema_is_refused_with_every_other_problem() {
+    let schema = SCHEMA.replace(
+        r#"{"name":"id","type":"string"},"#,
+        r#"{"name":"id","type":"string"},{"name":"_kafka","type":"string"},"#,
+    );
+    // Without `kafka` the schema's own `_kafka` is an ordinary column.
+    load(GOOD, &schema).unwrap();
+    let text = GOOD.to_string() + "      kafka: [key, partition, key]\n";
+    let err = load(&text, &schema).expect_err("should be rejected");
+    let found: Vec<(usize, usize, &str, &str)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.column, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{err}");
+    assert!(
+        found.iter().all(
+            |(line, col, path, _)| (*line, *col, *path) == (18, 7, "spec.outputPorts[0].kafka")
+        ),
+        "{err}"
+    );
+    assert!(
+        found.iter().any(|d| d.3 == "`key` is listed twice"),
+        "{err}"
+    );
+    assert!(
+        found.iter().any(|d| d.3.contains("already has one")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("product.yaml:18:7"), "{err}");
 }

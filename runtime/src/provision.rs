@@ -23,7 +23,7 @@ pub fn table_spec(
     let output = &product.spec.spec.output_ports[port];
     let (namespace, name) = product.table_ident(port);
     let schema = product.schemas[port]
-        .iceberg_schema()
+        .table_schema(&output.kafka)
         .map_err(|source| SinkError::Table {
             table: format!("{namespace}.{name}"),
             action: "mapping the schema",
@@ -130,7 +130,7 @@ pub async fn plan(catalog: &dyn Catalog, spec: &TableSpec) -> Result<TablePlan, 
                     format!(
                         "{} {}{}",
                         f.name,
-                        f.field_type,
+                        evolution::type_name(&f.field_type),
                         if f.required { "" } else { " (optional)" }
                     )
                 })

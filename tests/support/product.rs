@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use meshd_config::{Descriptor, HumanDuration, InputFormat, InputPort, InputPortKind};
+use meshd_config::{
+    Descriptor, HumanDuration, InputFormat, InputPort, InputPortKind, KafkaMetadata,
+};
 use serde_json::{Map, Value};
 
 fn examples() -> PathBuf {
@@ -99,6 +101,12 @@ impl Product {
         for port in &mut self.descriptor.spec.output_ports {
             port.commit.max_records = Some(records);
         }
+        self
+    }
+
+    /// The first output port keeps this Kafka metadata in its `_kafka` column (`kafka:`).
+    pub fn kafka_metadata(mut self, metadata: &[KafkaMetadata]) -> Self {
+        self.descriptor.spec.output_ports[0].kafka = metadata.to_vec();
         self
     }
 

@@ -46,6 +46,8 @@ pub fn policy_input(product: &DataProduct, port: usize) -> Value {
                 "maxRecords": output.commit.max_records,
                 "targetFileSize": {"bytes": output.commit.target_file_size.0},
             },
+            // Keys and headers go into `_kafka` unmasked: rules can refuse them for PII topics.
+            "kafka": output.kafka.iter().map(|m| m.name()).collect::<Vec<_>>(),
         },
         "schema": {
             "name": schema.record_name,

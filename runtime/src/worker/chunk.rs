@@ -1,10 +1,15 @@
 //! A chunk of consumed records, copied once out of librdkafka's buffers into one contiguous
 //! allocation; records are addressed by spans, so there is no allocation per record.
+//!
+//! Besides key and value, a chunk keeps each record's Kafka timestamp (a number, always) and,
+//! only when a port of the worker keeps them in its table, its headers, copied into the same
+//! buffer and addressed by spans too.
 
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 
 use rdkafka::Message;
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 
 /// Where one record came from.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +22,13 @@ pub struct Origin {
     pub offset: i64,
 }
 
+/// One header of a record: spans of its key and value in the chunk's buffer.
+#[derive(Debug, Clone)]
+struct HeaderSpan {
+    key: Range<usize>,
+    value: Option<Range<usize>>,
+}
+
 /// Records consumed together and processed as one batch.
 #[derive(Default)]
 pub struct Chunk {
@@ -27,9 +39,26 @@ pub struct Chunk {
     pub origins: Vec<Origin>,
     /// Topic names seen in this chunk.
     pub topics: Vec<String>,
+    /// Each record's Kafka timestamp, milliseconds since the epoch.
+    timestamps: Vec<Option<i64>>,
+    /// Whether headers are copied in: only when a port keeps them, so other workers do not
+    /// pay for them.
+    capture_headers: bool,
+    /// Per record, its range in `headers` (empty unless headers are captured).
+    header_runs: Vec<Range<usize>>,
+    /// Every captured header, record after record.
+    headers: Vec<HeaderSpan>,
 }
 
 impl Chunk {
+    /// An empty chunk; with `capture_headers`, records' headers are copied in too.
+    pub fn new(capture_headers: bool) -> Self {
+        Self {
+            capture_headers,
+            ..Self::default()
+        }
+    }
+
     /// Copies a message in.
     pub fn push(&mut self, message: &BorrowedMessage<'_>) {
         self.push_parts(
@@ -39,6 +68,68 @@ impl Chunk {
             message.key(),
             message.payload(),
         );
+        self.set_timestamp(message.timestamp().to_millis());
+        if self.capture_headers
+            && let Some(headers) = message.headers()
+        {
+            for i in 0..headers.count() {
+                // rdkafka 0.39 unwraps a header key as UTF-8 and panics on other bytes, which
+                // a producer can send: such a header is left out, with a warning, rather than
+                // the worker brought down by one record.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| headers.try_get(i))) {
+                    Ok(Some(header)) => self.add_header(header.key, header.value),
+                    Ok(None) => break,
+                    Err(_) => tracing::warn!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        header = i,
+                        "A Kafka header key is not UTF-8; that header is left out of the table."
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Sets the Kafka timestamp (milliseconds since the epoch) of the record added last.
+    pub fn set_timestamp(&mut self, millis: Option<i64>) {
+        if let Some(last) = self.timestamps.last_mut() {
+            *last = millis;
+        }
+    }
+
+    /// Adds a header to the record added last; ignored unless the chunk captures headers.
+    pub fn add_header(&mut self, key: &str, value: Option<&[u8]>) {
+        if !self.capture_headers {
+            return;
+        }
+        let key = self.copy(key.as_bytes());
+        let value = value.map(|v| self.copy(v));
+        self.headers.push(HeaderSpan { key, value });
+        if let Some(run) = self.header_runs.last_mut() {
+            run.end = self.headers.len();
+        }
+    }
+
+    /// Record `i`'s Kafka timestamp, milliseconds since the epoch (None: it has none).
+    pub fn timestamp(&self, i: usize) -> Option<i64> {
+        self.timestamps[i]
+    }
+
+    /// Record `i`'s headers in the order sent (none unless the chunk captures headers).
+    pub fn headers(&self, i: usize) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
+        let run = self.header_runs.get(i).cloned().unwrap_or_default();
+        self.headers[run].iter().map(|h| {
+            // Copied from a `&str`, so always UTF-8.
+            let key = std::str::from_utf8(&self.data[h.key.clone()]).unwrap_or_default();
+            (key, h.value.clone().map(|v| &self.data[v]))
+        })
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        start..self.data.len()
     }
 
     /// Number of records.
@@ -147,15 +238,8 @@ impl Chunk {
                 (self.topics.len() - 1) as u16
             }
         };
-        let mut span = |bytes: Option<&[u8]>| {
-            bytes.map(|b| {
-                let start = self.data.len();
-                self.data.extend_from_slice(b);
-                start..self.data.len()
-            })
-        };
-        let value = span(value);
-        let key = span(key);
+        let value = value.map(|v| self.copy(v));
+        let key = key.map(|k| self.copy(k));
         self.values.push(value);
         self.keys.push(key);
         self.origins.push(Origin {
@@ -163,5 +247,10 @@ impl Chunk {
             partition,
             offset,
         });
+        self.timestamps.push(None);
+        if self.capture_headers {
+            let at = self.headers.len();
+            self.header_runs.push(at..at);
+        }
     }
 }

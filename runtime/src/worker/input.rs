@@ -19,14 +19,18 @@ use crate::kafka::InputContext;
 pub struct Input {
     consumer: StreamConsumer<InputContext>,
     assigned: BTreeSet<(String, i32)>,
+    /// Whether chunks copy records' headers (a port keeps them in its table).
+    capture_headers: bool,
 }
 
 impl Input {
-    /// Wraps a subscribed consumer that holds nothing yet.
-    pub fn new(consumer: StreamConsumer<InputContext>) -> Self {
+    /// Wraps a subscribed consumer that holds nothing yet; with `capture_headers`, its chunks
+    /// carry the records' headers.
+    pub fn new(consumer: StreamConsumer<InputContext>, capture_headers: bool) -> Self {
         Self {
             consumer,
             assigned: BTreeSet::new(),
+            capture_headers,
         }
     }
 
@@ -48,7 +52,7 @@ impl Input {
                 return None;
             }
         };
-        let mut chunk = Chunk::default();
+        let mut chunk = Chunk::new(self.capture_headers);
         chunk.push(&first);
         drop(first);
         let mut messages = self.consumer.stream();

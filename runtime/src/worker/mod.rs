@@ -3,7 +3,8 @@
 //! Stages, each in its own module, data flowing one way:
 //! - [`input`]: the consumer, its assignment, chunks of records, seeks;
 //! - [`pipeline`]: a chunk → Arrow rows per output port, and the records that go to the
-//!   dead-letter topic (pure, no I/O);
+//!   dead-letter topic (pure, no I/O); [`metadata`] fills the `_kafka` column of a port that
+//!   keeps Kafka metadata;
 //! - [`output`]: one per output port, its open Parquet files and its exactly-once commit,
 //!   with the [`tracker`] that owns the port's offsets;
 //! - [`sla`]: freshness and availability metrics from what the worker publishes ([`status`]).
@@ -20,6 +21,7 @@ mod chunk;
 mod dead_letters;
 mod freshness;
 mod input;
+mod metadata;
 mod output;
 mod pipeline;
 mod process;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use iceberg::spec::DataFile;
+use meshd_config::KafkaMetadata;
 use meshd_sinks::SinkError;
 use meshd_sinks::iceberg::{CommitOutcome, DataFiles, Offsets, OutputTable};
 
@@ -74,6 +75,8 @@ pub struct OutputPort {
     /// The port's freshness SLO.
     pub slo: Duration,
     shape: PortShape,
+    /// Kafka metadata the port keeps in its `_kafka` column (empty: none).
+    kafka: Vec<KafkaMetadata>,
     table: OutputTable,
     policy: CommitPolicy,
     file_prefix: String,
@@ -98,6 +101,7 @@ impl OutputPort {
             freshness: Arc::new(FreshnessState::default()),
             slo,
             shape,
+            kafka: Vec::new(),
             table,
             policy,
             file_prefix,
@@ -108,9 +112,20 @@ impl OutputPort {
         }
     }
 
+    /// The port keeps this Kafka metadata of each record in its `_kafka` column.
+    pub fn with_kafka_metadata(mut self, kafka: Vec<KafkaMetadata>) -> Self {
+        self.kafka = kafka;
+        self
+    }
+
     /// What the port makes of input rows.
     pub fn shape(&self) -> &PortShape {
         &self.shape
+    }
+
+    /// The Kafka metadata the port keeps (empty: none).
+    pub fn kafka_metadata(&self) -> &[KafkaMetadata] {
+        &self.kafka
     }
 
     /// Appends rows (already in the table's schema) to the open files.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::Chunk;
-use super::{ChunkError, Worker, WorkerContext, dead_letters, pipeline, rebalance};
+use super::{ChunkError, Worker, WorkerContext, dead_letters, metadata, pipeline, rebalance};
 use crate::metrics::Metrics;
 
 impl Worker {
@@ -60,6 +60,14 @@ impl Worker {
                     .shape()
                     .shape(&batch)
                     .map_err(|source| self.batch_error(source))?;
+                let shaped_rows = metadata::attach(
+                    shaped.rows,
+                    &records,
+                    &shaped.invalid,
+                    &chunk,
+                    port.kafka_metadata(),
+                )
+                .map_err(|source| self.batch_error(source))?;
                 letters.extend(shaped.invalid.into_iter().map(|bad| pipeline::Letter {
                     record: records[bad.row],
                     kind: bad.kind,
@@ -69,7 +77,7 @@ impl Worker {
                         bad.message
                     },
                 }));
-                rows[p].extend(shaped.rows);
+                rows[p].extend(shaped_rows);
             }
         }
         // Dead letters first: their offsets count only once acknowledged, and if a stop

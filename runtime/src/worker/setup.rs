@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::input::Input;
+use super::metadata;
 use super::output::{CommitPolicy, OutputPort};
 use super::pipeline::{self, Decoding, InputDecoder, PortShape};
 use super::status::WorkerStatus;
@@ -105,7 +106,7 @@ impl Worker {
             ports,
             decoders,
             dead_letters,
-            input: Input::new(consumer.consumer),
+            input: Input::new(consumer.consumer, metadata::captures_headers(product)),
             rebalances: consumer.rebalances,
             stats: consumer.stats,
             status,
@@ -202,13 +203,18 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
         max_records: port.commit.max_records,
         target_file_size: port.commit.target_file_size.bytes() as usize,
     };
+    metadata::check(&port.kafka, &table_schema).map_err(|source| RuntimeError::Batch {
+        product: name.to_string(),
+        source,
+    })?;
     let output = OutputPort::new(
         table,
         PortShape::new(schema, masker, table_schema),
         policy,
         name.to_string(),
         port.sla.freshness.duration(),
-    );
+    )
+    .with_kafka_metadata(port.kafka.clone());
     let labels = [name, output.label.as_str()];
     ctx.metrics
         .freshness_slo

@@ -92,7 +92,7 @@ fn diff_struct(current: &StructType, desired: &StructType, prefix: &str, out: &m
         match current.field_by_name(&want.name) {
             None if !want.required => out.push(Change {
                 column,
-                kind: ChangeKind::AddOptional { ty: want.field_type.to_string() },
+                kind: ChangeKind::AddOptional { ty: type_name(&want.field_type) },
             }),
             None => out.push(Change {
                 column,
@@ -124,7 +124,7 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
     };
     match (&*have.field_type, &*want.field_type) {
         (Type::Struct(a), Type::Struct(b)) => diff_struct(a, b, column, out),
-        (a, b) if a == b => {}
+        (a, b) if same_type(a, b) => {}
         (Type::Primitive(a), Type::Primitive(b)) if promotable(a, b) => push(
             out,
             ChangeKind::Pending {
@@ -135,7 +135,9 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
             out,
             ChangeKind::Breaking {
                 why: format!(
-                    "type changes from {a} to {b}, which existing data files cannot be read as; add a new column instead"
+                    "type changes from {} to {}, which existing data files cannot be read as; add a new column instead",
+                    type_name(a),
+                    type_name(b)
                 ),
             },
         ),
@@ -162,6 +164,53 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
                 what: "doc changes".into(),
             },
         );
+    }
+}
+
+/// A type as people read it, nested fields named (`struct<key: binary, offset: long>`):
+/// iceberg-rust 0.10 prints a struct as its field types run together and a list as `list`.
+pub fn type_name(ty: &Type) -> String {
+    match ty {
+        Type::Primitive(p) => p.to_string(),
+        Type::Struct(s) => {
+            let fields: Vec<String> = s
+                .fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name, type_name(&f.field_type)))
+                .collect();
+            format!("struct<{}>", fields.join(", "))
+        }
+        Type::List(l) => format!("list<{}>", type_name(&l.element_field.field_type)),
+        Type::Map(m) => format!(
+            "map<{}, {}>",
+            type_name(&m.key_field.field_type),
+            type_name(&m.value_field.field_type)
+        ),
+    }
+}
+
+/// Whether two types are the same apart from field ids (and docs inside lists and maps). The
+/// ids of a table are its own: a column added by evolution gets the table's next free ids,
+/// and a column added to the port's schema shifts the ids meshd would give the nested fields
+/// after it, so comparing `list<…>` or `map<…>` with `==` would call the same column changed.
+fn same_type(a: &Type, b: &Type) -> bool {
+    let same_field = |a: &NestedFieldRef, b: &NestedFieldRef| {
+        a.name == b.name && a.required == b.required && same_type(&a.field_type, &b.field_type)
+    };
+    match (a, b) {
+        (Type::Primitive(a), Type::Primitive(b)) => a == b,
+        (Type::Struct(a), Type::Struct(b)) => {
+            a.fields().len() == b.fields().len()
+                && a.fields()
+                    .iter()
+                    .zip(b.fields())
+                    .all(|(a, b)| same_field(a, b))
+        }
+        (Type::List(a), Type::List(b)) => same_field(&a.element_field, &b.element_field),
+        (Type::Map(a), Type::Map(b)) => {
+            same_field(&a.key_field, &b.key_field) && same_field(&a.value_field, &b.value_field)
+        }
+        _ => false,
     }
 }
 
@@ -270,7 +319,7 @@ pub async fn apply(
 mod tests {
     use std::sync::Arc;
 
-    use iceberg::spec::NestedField;
+    use iceberg::spec::{ListType, MapType, NestedField};
 
     use super::*;
 
@@ -338,5 +387,48 @@ mod tests {
         assert_eq!(kind("must"), vec!["breaking"]);
         assert!(has_breaking(&changes));
         assert!(diff(&current, &current).is_empty());
+    }
+
+    /// A list of structs the table holds under other ids than meshd would give it (it was
+    /// added by evolution, or a column added before it shifted meshd's ids) is unchanged.
+    #[test]
+    fn lists_and_maps_compare_without_their_ids() {
+        let headers = |first: i32, value: PrimitiveType| {
+            let header = StructType::new(vec![
+                NestedField::required(first + 1, "key", p(PrimitiveType::String)).into(),
+                NestedField::optional(first + 2, "value", p(value)).into(),
+            ]);
+            Type::List(ListType::new(
+                NestedField::list_element(first, Type::Struct(header), true).into(),
+            ))
+        };
+        let tags = |key: i32| {
+            Type::Map(MapType::new(
+                NestedField::map_key_element(key, p(PrimitiveType::String)).into(),
+                NestedField::map_value_element(key + 1, p(PrimitiveType::Long), false).into(),
+            ))
+        };
+        let table = schema(vec![
+            NestedField::optional(1, "headers", headers(10, PrimitiveType::Binary)),
+            NestedField::optional(2, "tags", tags(20)),
+        ]);
+        let desired = schema(vec![
+            NestedField::optional(1, "headers", headers(3, PrimitiveType::Binary)),
+            NestedField::optional(2, "tags", tags(6)),
+        ]);
+        assert_eq!(diff(&table, &desired), []);
+        let changed = schema(vec![
+            NestedField::optional(1, "headers", headers(3, PrimitiveType::String)),
+            NestedField::optional(2, "tags", tags(6)),
+        ]);
+        let changes = diff(&table, &changed);
+        assert!(has_breaking(&changes));
+        assert!(
+            changes[0].to_string().contains(
+                "from list<struct<key: string, value: binary>> to list<struct<key: string, value: string>>"
+            ),
+            "{}",
+            changes[0]
+        );
     }
 }
