@@ -54,7 +54,7 @@ fn event(n: u64, version: u8) -> Value {
         "event_time": 1_764_000_000_000u64 + n * 37,
     });
     if version >= 2 {
-        e["card_last4"] = if n % 10 == 0 {
+        e["card_last4"] = if n.is_multiple_of(10) {
             Value::Null
         } else {
             json!(format!("{:04}", n % 10_000))
@@ -160,9 +160,9 @@ async fn confluent_framed_avro_from_two_writer_versions_lands_exactly_once() {
 
     // The two versions interleaved, then the malformed records.
     let mut first: Vec<(String, Vec<u8>)> = Vec::new();
-    for i in 0..PER_VERSION as usize {
-        first.push((key(0, i), batches[0][i].clone()));
-        first.push((key(1, i), batches[1][i].clone()));
+    for (i, (v1, v2)) in batches[0].iter().zip(&batches[1]).enumerate() {
+        first.push((key(0, i), v1.clone()));
+        first.push((key(1, i), v2.clone()));
     }
     let mut expected_letters: BTreeMap<String, &str> = BTreeMap::new();
     for i in 0..BAD_EACH as usize {
