@@ -251,9 +251,10 @@ fn every_output_format_parses() {
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
     let builtin_rules = meshd_config::policy::library::RULES.len();
+    // The built-in rules, the seed's rule, and `startup` (what `meshd run` refuses at start).
     assert_eq!(
         cases.len(),
-        builtin_rules + 1,
+        builtin_rules + 2,
         "one test case per rule per port"
     );
     let failed: Vec<&str> = cases
@@ -322,4 +323,66 @@ fn policy_input_documents_match_their_json_schema() {
             .collect();
         assert!(errors.is_empty(), "{descriptor:?}: {errors:?}");
     }
+}
+
+/// What `meshd run` refuses at start is a `validate` finding too (rule `startup`), at
+/// file:line:col: a column with two types across output ports always; with `--config`, an
+/// HMAC-SHA256 column without a masking key and an avro-confluent port without a registry.
+#[test]
+fn what_run_refuses_validate_reports() {
+    use meshd_config::InputFormat;
+    use support::product::Product;
+    let dir = tempfile::tempdir().unwrap();
+    let clash = Product::reference()
+        .add_output_port(
+            "clash",
+            Schema::reference()
+                .without_field("amount")
+                .with_field(serde_json::json!({"name": "amount", "type": "string"})),
+        )
+        .write(&dir.path().join("clash"));
+    let out = meshd(&["validate", clash.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[startup]") && text.contains("column `amount` has type"),
+        "{text}"
+    );
+    assert!(
+        text.contains("product.yaml:"),
+        "the finding has a position: {text}"
+    );
+
+    let hmac = Product::reference()
+        .input_format(InputFormat::AvroConfluent)
+        .with_field(serde_json::json!({
+            "name": "phone", "type": ["null", "string"], "default": null,
+            "tags": ["PII"], "masking": "HMAC-SHA256"
+        }))
+        .write(&dir.path().join("hmac"));
+    let hmac = hmac.to_str().unwrap();
+    let out = meshd(&["validate", hmac]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without a platform config: {}",
+        stdout(&out)
+    );
+    let config = dir.path().join("meshd.yaml");
+    std::fs::write(&config, "warehouse: /tmp/unused\n").unwrap();
+    let out = meshd(&["validate", "--config", config.to_str().unwrap(), hmac]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("column `phone` is masked with HMAC-SHA256"),
+        "{text}"
+    );
+    assert!(text.contains("names no schema registry"), "{text}");
+    std::fs::write(
+        &config,
+        "masking:\n  keyEnv: SOME_KEY\nschemaRegistry:\n  url: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    let out = meshd(&["validate", "--config", config.to_str().unwrap(), hmac]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }

@@ -14,6 +14,7 @@ mod masking;
 mod platform;
 pub mod policy;
 mod schema;
+mod startup;
 mod units;
 
 pub use descriptor::{
@@ -29,4 +30,5 @@ pub use platform::{
     SchemaRegistryConfig, Sensitive,
 };
 pub use schema::{Column, ColumnType, PortSchema};
+pub use startup::startup_checks;
 pub use units::{ByteSize, HumanDuration, Ratio};

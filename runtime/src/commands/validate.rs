@@ -21,6 +21,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// The platform config `meshd run` will use: also check what depends on it (a masking key
+    /// for HMAC-SHA256 columns, a schema registry for avro-confluent ports).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Also check that every avro-confluent input port can read what its registry subject
     /// holds (credentials from MESHD_SCHEMA_REGISTRY_USERNAME/PASSWORD or _TOKEN).
     #[arg(long, value_name = "URL", env = "MESHD_SCHEMA_REGISTRY_URL")]
@@ -65,7 +69,17 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut report = governance::validate(&args.descriptors, &set);
+    let platform = match &args.config {
+        Some(path) => match PlatformConfig::load(Some(path), std::env::vars()) {
+            Ok(platform) => Some(platform),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let mut report = governance::validate(&args.descriptors, &set, platform.as_ref());
     if let Some(url) = &args.registry {
         let env = std::iter::once(("MESHD_SCHEMA_REGISTRY_URL".to_string(), url.clone()))
             .chain(std::env::vars().filter(|(k, _)| k != "MESHD_SCHEMA_REGISTRY_URL"));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshd_config::{DataProduct, InputFormat, Masking, PortSchema};
+use meshd_config::{DataProduct, InputFormat, Masking, PlatformConfig, PortSchema, startup_checks};
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::DeadLetterOutput;
 use meshd_sinks::iceberg::{OutputTable, RetryPolicy};
@@ -31,7 +31,7 @@ impl Worker {
     pub(super) async fn start(ctx: &WorkerContext) -> Result<Self, RuntimeError> {
         let product = &ctx.product;
         let name = product.name().to_string();
-        check_ports(product)?;
+        check_ports(product, &ctx.platform)?;
         let mut ports = Vec::new();
         for index in 0..product.spec.spec.output_ports.len() {
             ports.push(open_port(ctx, index).await?);
@@ -121,31 +121,21 @@ impl Worker {
     }
 }
 
-/// Refuses what a worker cannot run, with the fix in the message.
-fn check_ports(product: &DataProduct) -> Result<(), RuntimeError> {
-    let unsupported = |message: String| RuntimeError::Unsupported {
-        product: product.name().to_string(),
-        message,
-    };
-    // Ports read the same input record: a column name must mean the same type everywhere.
-    for (i, schema) in product.schemas.iter().enumerate() {
-        for other in &product.schemas[..i] {
-            for column in &schema.fields {
-                if let Some(first) = other.fields.iter().find(|c| c.name == column.name)
-                    && first.ty != column.ty
-                {
-                    return Err(unsupported(format!(
-                        "column `{}` has type {:?} in output port {} but {:?} in an earlier port; ports project the same input record, so a column must have one type",
-                        column.name,
-                        column.ty,
-                        i + 1,
-                        first.ty
-                    )));
-                }
-            }
-        }
+/// Refuses what `meshd validate` would report for this product and platform (the same checks,
+/// `meshd_config::startup_checks`), with every problem and its fix in the message.
+fn check_ports(product: &DataProduct, platform: &PlatformConfig) -> Result<(), RuntimeError> {
+    let problems = startup_checks(product, Some(platform));
+    if problems.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(RuntimeError::Unsupported {
+        product: product.name().to_string(),
+        message: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }
 
 /// Opens one output port: its masking, its table (created or evolved), its commit policy.
@@ -156,13 +146,6 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
     let schema = &product.schemas[index];
     let masker = Masker::new(schema, ctx.masking_key.clone());
     if !masker.has_key() {
-        if masker.methods().any(|m| m == Masking::HmacSha256) {
-            return Err(RuntimeError::Unsupported {
-                product: name.to_string(),
-                message: "HMAC-SHA256 masking needs a key: set masking.keyFile or masking.keyEnv"
-                    .into(),
-            });
-        }
         if masker.methods().any(|m| m == Masking::Sha256) {
             tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
         }
