@@ -51,7 +51,7 @@ fn offsets(next: i64) -> Offsets {
     o
 }
 
-async fn open(dir: &std::path::Path) -> OutputTable {
+async fn catalog(dir: &std::path::Path) -> Arc<dyn iceberg::Catalog> {
     let config = PlatformConfig {
         warehouse: dir.join("warehouse").display().to_string(),
         catalog: meshd_config::CatalogConfig {
@@ -60,7 +60,11 @@ async fn open(dir: &std::path::Path) -> OutputTable {
         },
         ..Default::default()
     };
-    let catalog = open_catalog(&config).await.expect("catalog");
+    open_catalog(&config).await.expect("catalog")
+}
+
+async fn open(dir: &std::path::Path) -> OutputTable {
+    let catalog = catalog(dir).await;
     let spec = TableSpec {
         namespace: "ns".into(),
         name: "t".into(),
@@ -200,4 +204,55 @@ async fn workers_starting_together_share_one_table() {
         .map(|t| t.table().metadata().location().to_string())
         .collect();
     assert_eq!(locations.len(), 1);
+}
+
+/// Every snapshot records every partition the group ever committed, marked complete, so the
+/// newest snapshot alone says where to resume; a table whose older snapshots carry only their
+/// own partitions (meshd before that) still resumes every partition.
+#[tokio::test]
+async fn every_snapshot_carries_every_partition_and_old_tables_still_resume() {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut table = open(dir.path()).await;
+    // A snapshot in the old form: partition 0 only, no completeness marker.
+    let catalog = catalog(dir.path()).await;
+    let ident = iceberg::TableIdent::from_strs(["ns", "t"]).expect("ident");
+    let loaded = catalog.load_table(&ident).await.expect("load");
+    let files = write(&table, 0..10).await;
+    let tx = Transaction::new(&loaded);
+    let tx = tx
+        .fast_append()
+        .add_data_files(files)
+        .set_snapshot_properties(HashMap::from([
+            ("meshd.commit-id".to_string(), "old-form".to_string()),
+            (
+                "meshd.offsets.g".to_string(),
+                r#"{"in":{"0":10}}"#.to_string(),
+            ),
+        ]))
+        .apply(tx)
+        .expect("append");
+    tx.commit(catalog.as_ref()).await.expect("old-form commit");
+
+    let mut next = Offsets::new();
+    next.entry("in".into()).or_default().insert(1, 7);
+    let files = write(&table, 10..20).await;
+    table
+        .commit(files, &next, &Offsets::new(), "new-form", &[])
+        .await
+        .expect("commit");
+    let summary = &table
+        .table()
+        .metadata()
+        .current_snapshot()
+        .expect("snapshot")
+        .summary()
+        .additional_properties;
+    assert_eq!(summary["meshd.offsets.g"], r#"{"in":{"0":10,"1":7}}"#);
+    assert_eq!(summary["meshd.offsets-complete.g"], "true");
+    let mut both = Offsets::new();
+    both.entry("in".into())
+        .or_default()
+        .extend([(0, 10), (1, 7)]);
+    assert_eq!(table.recover_offsets().await.expect("offsets"), both);
 }

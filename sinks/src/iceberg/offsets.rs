@@ -2,7 +2,11 @@
 //! the source of truth for where a product resumes.
 //!
 //! Every snapshot meshd commits carries `meshd.commit-id` and `meshd.offsets.<group>`, a JSON
-//! object `{"topic": {"partition": next_offset}}` for the partitions that commit covers.
+//! object `{"topic": {"partition": next_offset}}` for every partition the group has ever
+//! committed to the table (not only those of that commit), marked complete with
+//! `meshd.offsets-complete.<group>`: the newest snapshot alone says where to resume, so
+//! expiring older snapshots loses no resume point. Snapshots written before the marker existed
+//! carry only their commit's partitions; the resume then walks back through them.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,23 @@ pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 /// The summary key holding a consumer group's offsets.
 pub fn offsets_key(group: &str) -> String {
     format!("meshd.offsets.{group}")
+}
+
+/// The summary key marking a snapshot whose offsets cover every partition of `group`.
+pub fn complete_key(group: &str) -> String {
+    format!("meshd.offsets-complete.{group}")
+}
+
+/// What a commit records: every partition already recorded, moved to `next` where the commit
+/// covers it.
+pub fn merged(recorded: &Offsets, next: &Offsets) -> Offsets {
+    let mut all = recorded.clone();
+    for (topic, parts) in next {
+        all.entry(topic.clone())
+            .or_default()
+            .extend(parts.iter().map(|(p, o)| (*p, *o)));
+    }
+    all
 }
 
 /// Encodes offsets for a snapshot summary.
@@ -45,10 +66,11 @@ pub fn decode(text: &str) -> Option<Offsets> {
     )
 }
 
-/// Walks the snapshot history from the current snapshot back and returns, per partition, the
-/// newest offset recorded for `group`.
+/// Per partition, the newest offset recorded for `group`: the current snapshot's when it is
+/// complete, else walking the history back until a complete snapshot (or the first one).
 pub fn recorded_offsets(metadata: &TableMetadata, group: &str) -> Offsets {
     let key = offsets_key(group);
+    let complete = complete_key(group);
     let mut found = Offsets::new();
     let mut next = metadata.current_snapshot().cloned();
     let mut guard = 0usize;
@@ -57,7 +79,8 @@ pub fn recorded_offsets(metadata: &TableMetadata, group: &str) -> Offsets {
         if guard > 100_000 {
             break;
         }
-        if let Some(text) = snapshot.summary().additional_properties.get(&key)
+        let summary = &snapshot.summary().additional_properties;
+        if let Some(text) = summary.get(&key)
             && let Some(offsets) = decode(text)
         {
             for (topic, parts) in offsets {
@@ -65,6 +88,9 @@ pub fn recorded_offsets(metadata: &TableMetadata, group: &str) -> Offsets {
                 for (p, o) in parts {
                     entry.entry(p).or_insert(o);
                 }
+            }
+            if summary.contains_key(&complete) {
+                break;
             }
         }
         next = snapshot
@@ -87,6 +113,24 @@ pub fn has_commit(metadata: &TableMetadata, commit_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_records_every_partition_it_has_ever_committed() {
+        let mut recorded = Offsets::new();
+        recorded
+            .entry("t".into())
+            .or_default()
+            .extend([(0, 10), (1, 20)]);
+        recorded.entry("u".into()).or_default().insert(0, 5);
+        let mut next = Offsets::new();
+        next.entry("t".into()).or_default().insert(1, 25);
+        next.entry("v".into()).or_default().insert(0, 1);
+        let all = merged(&recorded, &next);
+        assert_eq!(
+            encode(&all),
+            r#"{"t":{"0":10,"1":25},"u":{"0":5},"v":{"0":1}}"#
+        );
+    }
 
     #[test]
     fn offsets_round_trip() {

@@ -270,7 +270,11 @@ impl OutputTable {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         summary.insert(COMMIT_ID_KEY.into(), commit_id.to_string());
-        summary.insert(offsets::offsets_key(&self.group), offsets::encode(next));
+        summary.insert(
+            offsets::offsets_key(&self.group),
+            offsets::encode(&offsets::merged(&recorded, next)),
+        );
+        summary.insert(offsets::complete_key(&self.group), "true".into());
         let tx = Transaction::new(&self.table);
         let append = tx
             .fast_append()
