@@ -81,6 +81,40 @@ pub struct Spec {
     /// Governance settings checked in CI and carried into the table.
     #[serde(default)]
     pub policies: Option<Policies>,
+    /// Table upkeep (`meshd maintain`): how long snapshots are kept.
+    #[serde(default)]
+    pub maintenance: Maintenance,
+}
+
+/// Table upkeep: without it, a table committed to every few seconds keeps thousands of
+/// snapshots a day and query planning slows down for every reader.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Maintenance {
+    /// Snapshots older than this are expired (Iceberg's `history.expire.max-snapshot-age-ms`
+    /// default, 5 days); time travel reaches back this far.
+    #[serde(default = "default_snapshot_max_age")]
+    pub snapshot_max_age: HumanDuration,
+    /// Snapshots always kept, however old (the newest ones).
+    #[serde(default = "default_min_snapshots")]
+    pub min_snapshots: usize,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            snapshot_max_age: default_snapshot_max_age(),
+            min_snapshots: default_min_snapshots(),
+        }
+    }
+}
+
+fn default_snapshot_max_age() -> HumanDuration {
+    HumanDuration::from_duration(std::time::Duration::from_secs(5 * 86_400), "5days")
+}
+
+fn default_min_snapshots() -> usize {
+    1
 }
 
 /// One Kafka topic the product consumes.

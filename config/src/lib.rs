@@ -19,8 +19,8 @@ mod units;
 
 pub use descriptor::{
     AccessControl, ApiVersion, CommitPolicy, DataProduct, Descriptor, InputFormat, InputPort,
-    InputPortKind, Kind, Metadata, OutputPort, OutputPortKind, PartitionField, PartitionTransform,
-    Policies, Sla, Spec,
+    InputPortKind, Kind, Maintenance, Metadata, OutputPort, OutputPortKind, PartitionField,
+    PartitionTransform, Policies, Sla, Spec,
 };
 pub use error::{ConfigError, Diagnostic, closest};
 pub use kafka_metadata::{KAFKA_COLUMN, KafkaMetadata};

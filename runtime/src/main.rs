@@ -44,6 +44,9 @@ enum Command {
     /// Files younger than `--older-than` are listed but never deleted: a running worker's
     /// commit in progress references them a moment later.
     Orphans(commands::orphans::Args),
+    /// Table upkeep once: expire snapshots older than each product's
+    /// `maintenance.snapshotMaxAge` and delete the files only they used.
+    Maintain(commands::maintain::Args),
     /// Generate deployment artifacts from descriptors.
     Export {
         #[command(subcommand)]
@@ -94,6 +97,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => commands::plan::exec(args).await,
         Command::Provision(args) => commands::provision::exec(args).await,
         Command::Orphans(args) => commands::orphans::exec(args).await,
+        Command::Maintain(args) => commands::maintain::exec(args).await,
         Command::Export { what } => commands::export::exec(what),
         Command::Policy { command } => commands::policy::exec(command),
         Command::Demo(args) => commands::demo::exec(args).await,

@@ -110,6 +110,15 @@ impl Product {
         self
     }
 
+    /// Snapshots older than `max_age` are expired by `meshd maintain`, keeping `min_snapshots`.
+    pub fn snapshot_expiry(mut self, max_age: Duration, min_snapshots: usize) -> Self {
+        self.descriptor.spec.maintenance = meshd_config::Maintenance {
+            snapshot_max_age: human(max_age),
+            min_snapshots,
+        };
+        self
+    }
+
     /// No `policies` section (no access control, no retention).
     pub fn without_policies(mut self) -> Self {
         self.descriptor.spec.policies = None;

@@ -2,6 +2,7 @@
 
 mod catalog;
 pub mod evolution;
+pub mod expire;
 pub mod object_storage;
 pub mod offsets;
 pub mod orphans;

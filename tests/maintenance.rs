@@ -1,0 +1,157 @@
+//! `meshd maintain`: snapshot expiry on a table with 200 commits. `--dry-run` changes nothing;
+//! then every snapshot older than `snapshotMaxAge` beyond the newest 10 is expired, the files
+//! only they used are gone, every remaining snapshot still reads completely (pyiceberg time
+//! travel), `meshd orphans` finds nothing, and the resume point survives in the newest snapshot.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshd_runtime::decode::{self, JsonDecoderFactory, wire};
+use meshd_sinks::iceberg::{DataFiles, Offsets, OutputTable};
+use support::product::Product;
+
+const COMMITS: i64 = 200;
+const ROWS_PER_COMMIT: i64 = 5;
+const KEEP: usize = 10;
+
+fn offsets(next: i64) -> Offsets {
+    let mut o = Offsets::new();
+    o.entry("raw-payment-events".into())
+        .or_default()
+        .insert(0, next);
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired_ones_used() {
+    let dir = support::test_dir();
+    let Some(python) = support::python() else {
+        return;
+    };
+    let descriptor = Product::reference()
+        .snapshot_expiry(Duration::from_secs(1), KEEP)
+        .write(dir.path());
+    let (config, _) = support::meshd_config(dir.path(), "meshd", "127.0.0.1:9", &[], "");
+    let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
+    let product = meshd_config::DataProduct::load(&descriptor).unwrap();
+    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
+    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+    let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
+        .await
+        .unwrap();
+    let table_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).unwrap(),
+    );
+    let factory = JsonDecoderFactory::new(wire::json_wire_schema(&product.schemas[0]));
+    for commit in 0..COMMITS {
+        let events: Vec<Vec<u8>> = (commit * ROWS_PER_COMMIT..(commit + 1) * ROWS_PER_COMMIT)
+            .map(|n| meshd_runtime::demo::payment_event(n as u64, 0).1)
+            .collect();
+        let payloads: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_slice())).collect();
+        let decoded = decode::decode_all(&factory, &payloads, 1 << 20);
+        let mut files = DataFiles::new(table.table(), "t".into(), 1 << 20).unwrap();
+        for (batch, _) in decoded.batches {
+            files
+                .write(wire::conform(&batch, &table_schema).unwrap())
+                .await
+                .unwrap();
+        }
+        let next = (commit + 1) * ROWS_PER_COMMIT;
+        let expected = if commit == 0 {
+            Offsets::new()
+        } else {
+            offsets(commit * ROWS_PER_COMMIT)
+        };
+        table
+            .commit(
+                files.close().await.unwrap(),
+                &offsets(next),
+                &expected,
+                &format!("c{commit}"),
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    let metadata = table.table().metadata().clone();
+    assert_eq!(metadata.snapshots().len(), COMMITS as usize);
+    let newest = metadata
+        .snapshots()
+        .map(|s| s.timestamp_ms())
+        .max()
+        .unwrap();
+    support::poll(
+        "the snapshots to be older than 1 s",
+        Duration::from_secs(10),
+        || (chrono::Utc::now().timestamp_millis() - newest > 1_100).then_some(()),
+    );
+    let mut by_age: Vec<_> = metadata.snapshots().cloned().collect();
+    by_age.sort_by_key(|s| s.sequence_number());
+    let lists: Vec<String> = by_age
+        .iter()
+        .map(|s| s.manifest_list().to_string())
+        .collect();
+    let on_disk =
+        |location: &str| std::path::Path::new(location.trim_start_matches("file://")).exists();
+    assert!(lists.iter().all(|l| on_disk(l)));
+
+    let descriptor = descriptor.to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let (code, out) =
+        support::meshd_output(&["maintain", "--dry-run", "--config", config, descriptor]);
+    assert_eq!(code, Some(0), "{out}");
+    let expire = COMMITS as usize - KEEP;
+    assert!(
+        out.contains(&format!(
+            "would expire {expire} snapshot(s) older than 1s, {KEEP} kept"
+        )),
+        "{out}"
+    );
+    assert!(
+        lists.iter().all(|l| on_disk(l)),
+        "a dry run deletes nothing"
+    );
+
+    let (code, out) = support::meshd_output(&["maintain", "--config", config, descriptor]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("expired {expire} snapshot(s)")),
+        "{out}"
+    );
+    for (i, list) in lists.iter().enumerate() {
+        assert_eq!(
+            on_disk(list),
+            i >= expire,
+            "manifest list of snapshot {i}: {list}\n{out}"
+        );
+    }
+
+    // Every remaining snapshot reads completely: the k-th commit holds k × 5 rows.
+    let spec_json = support::catalog_spec(std::path::Path::new(config), None);
+    let rows: BTreeMap<String, i64> = serde_json::from_str(&support::run_python(
+        &python,
+        "snapshot_rows.py",
+        &[&spec_json, "payments.payment_transactions"],
+    ))
+    .unwrap();
+    assert_eq!(rows.len(), KEEP, "{rows:?}");
+    for (k, snapshot) in by_age.iter().enumerate().skip(expire) {
+        assert_eq!(
+            rows[&snapshot.snapshot_id().to_string()],
+            (k as i64 + 1) * ROWS_PER_COMMIT,
+            "snapshot {k}"
+        );
+    }
+    let (code, out) = support::meshd_output(&["orphans", "--config", config, descriptor]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 orphan data file(s)"), "{out}");
+    // The resume point is in the newest snapshot, whatever expired.
+    assert_eq!(
+        table.recover_offsets().await.unwrap(),
+        offsets(COMMITS * ROWS_PER_COMMIT)
+    );
+}
