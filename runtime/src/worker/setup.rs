@@ -145,10 +145,8 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
     let port = &product.spec.spec.output_ports[index];
     let schema = &product.schemas[index];
     let masker = Masker::new(schema, ctx.masking_key.clone());
-    if !masker.has_key() {
-        if masker.methods().any(|m| m == Masking::Sha256) {
-            tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
-        }
+    if !masker.has_key() && masker.methods().any(|m| m == Masking::Sha256) {
+        tracing::warn!(product = %name, "No masking key configured: SHA256 columns are hashed without a key and can be reversed by guessing; set masking.keyFile or masking.keyEnv.");
     }
     let spec = provision::table_spec(&ctx.platform, product, index)?;
     if ctx.platform.uses_object_storage() {
