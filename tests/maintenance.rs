@@ -33,7 +33,7 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
         return;
     };
     let descriptor = Product::reference()
-        .snapshot_expiry(Duration::from_secs(1), KEEP)
+        .snapshot_expiry(Duration::from_secs(1), KEEP, Duration::from_secs(3600))
         .write(dir.path());
     let (config, _) = support::meshd_config(dir.path(), "meshd", "127.0.0.1:9", &[], "");
     let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();

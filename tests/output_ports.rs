@@ -4,7 +4,9 @@
 //! One product, two tables: the reference port (`email` masked with SHA256) and an `audit`
 //! port whose schema drops `email`. A stream flows while `meshd run` is SIGKILLed at random
 //! moments and restarted; at the end each table holds every good key exactly once, `email`
-//! is masked in the first and absent from the second.
+//! is masked in the first and absent from the second. Snapshot expiry runs inside `meshd run`
+//! every 2 s (snapshots older than 2 s beyond the newest 3) all along, racing the commits and
+//! the kills: every restart resumes from the newest snapshot alone.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -39,6 +41,7 @@ async fn two_output_ports_are_each_exactly_once_through_sigkills() {
         .input_topic(TOPIC)
         .commit_interval(Duration::from_secs(1))
         .commit_max_records(500)
+        .snapshot_expiry(Duration::from_secs(2), 3, Duration::from_secs(2))
         .add_output_port("payment-audit", Schema::reference().without_field("email"))
         .write(dir.path());
     let (config, start) =
@@ -94,5 +97,34 @@ async fn two_output_ports_are_each_exactly_once_through_sigkills() {
             s.sum_where("meshd_commits_total", &[("port", table)]) > 0.0,
             "commits of {table} are counted under its own port label"
         );
+    }
+    // Upkeep kept going beside ingestion: each table ends with the newest few snapshots.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut counts = Vec::new();
+        for table in ["payments.payment_transactions", AUDIT] {
+            let ident = iceberg::TableIdent::from_strs(table.split('.')).unwrap();
+            counts.push(
+                catalog
+                    .load_table(&ident)
+                    .await
+                    .unwrap()
+                    .metadata()
+                    .snapshots()
+                    .len(),
+            );
+        }
+        let ok_runs = last.scrape().map_or(0.0, |s| {
+            s.sum_where("meshd_maintenance_runs_total", &[("outcome", "ok")])
+        });
+        if ok_runs > 0.0 && counts.iter().all(|&n| n <= 5) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expiry did not shrink the tables: {counts:?} snapshots, {ok_runs} runs\n{}",
+            last.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -98,6 +98,9 @@ pub struct Maintenance {
     /// Snapshots always kept, however old (the newest ones).
     #[serde(default = "default_min_snapshots")]
     pub min_snapshots: usize,
+    /// How often `meshd run` expires snapshots in the background, beside ingestion.
+    #[serde(default = "default_maintenance_interval")]
+    pub interval: HumanDuration,
 }
 
 impl Default for Maintenance {
@@ -105,12 +108,17 @@ impl Default for Maintenance {
         Self {
             snapshot_max_age: default_snapshot_max_age(),
             min_snapshots: default_min_snapshots(),
+            interval: default_maintenance_interval(),
         }
     }
 }
 
 fn default_snapshot_max_age() -> HumanDuration {
     HumanDuration::from_duration(std::time::Duration::from_secs(5 * 86_400), "5days")
+}
+
+fn default_maintenance_interval() -> HumanDuration {
+    HumanDuration::from_duration(std::time::Duration::from_secs(3600), "1h")
 }
 
 fn default_min_snapshots() -> usize {

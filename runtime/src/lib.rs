@@ -17,6 +17,7 @@ pub mod governance;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod maintenance;
 pub mod mask;
 pub mod metrics;
 pub mod process;

@@ -45,6 +45,13 @@ pub struct Metrics {
     /// Input partitions this process holds: summed per product, 0 while workers run means
     /// nobody consumes (a group stuck after a broker fault), which no single `/readyz` shows.
     pub partitions_assigned: IntGaugeVec,
+    /// Table upkeep runs by outcome (`ok`, `failed`).
+    pub maintenance_runs: IntCounterVec,
+    /// Snapshots expired by upkeep.
+    pub snapshots_expired: IntCounterVec,
+    /// Unix time of the last successful upkeep run: alerting on its age catches upkeep that
+    /// keeps failing before planning slows down.
+    pub last_maintenance_timestamp: GaugeVec,
 }
 
 /// Every metric name with its help text, for the README and the compliance test.
@@ -113,6 +120,18 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
         "meshd_partitions_assigned",
         "Input partitions this process's worker holds; summed by product, 0 while workers run means nobody consumes (labels: product).",
     ),
+    (
+        "meshd_maintenance_runs_total",
+        "Table upkeep runs (snapshot expiry) by outcome: ok, failed (labels: product, port, outcome).",
+    ),
+    (
+        "meshd_snapshots_expired_total",
+        "Snapshots expired by table upkeep (labels: product, port).",
+    ),
+    (
+        "meshd_last_maintenance_timestamp_seconds",
+        "Unix time of the last successful table upkeep run (labels: product, port).",
+    ),
 ];
 
 fn help(name: &str) -> String {
@@ -174,6 +193,12 @@ impl Metrics {
             worker_up: int_gauge("meshd_worker_up", &["product"])?,
             worker_ready: int_gauge("meshd_worker_ready", &["product"])?,
             partitions_assigned: int_gauge("meshd_partitions_assigned", &["product"])?,
+            maintenance_runs: counter(
+                "meshd_maintenance_runs_total",
+                &["product", "port", "outcome"],
+            )?,
+            snapshots_expired: counter("meshd_snapshots_expired_total", pp)?,
+            last_maintenance_timestamp: gauge("meshd_last_maintenance_timestamp_seconds", pp)?,
             registry,
         })
     }

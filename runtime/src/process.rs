@@ -156,6 +156,13 @@ impl Process {
                 continue;
             }
             self.health.starting(&name);
+            crate::maintenance::spawn(
+                &product,
+                &self.platform,
+                Arc::clone(&catalog),
+                self.metrics.clone(),
+                shutdown.clone(),
+            );
             let ctx = WorkerContext {
                 product,
                 platform: Arc::clone(&self.platform),

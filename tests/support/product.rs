@@ -110,11 +110,18 @@ impl Product {
         self
     }
 
-    /// Snapshots older than `max_age` are expired by `meshd maintain`, keeping `min_snapshots`.
-    pub fn snapshot_expiry(mut self, max_age: Duration, min_snapshots: usize) -> Self {
+    /// Snapshots older than `max_age` are expired by `meshd maintain` (and by `meshd run`
+    /// every `interval`), keeping `min_snapshots`.
+    pub fn snapshot_expiry(
+        mut self,
+        max_age: Duration,
+        min_snapshots: usize,
+        interval: Duration,
+    ) -> Self {
         self.descriptor.spec.maintenance = meshd_config::Maintenance {
             snapshot_max_age: human(max_age),
             min_snapshots,
+            interval: human(interval),
         };
         self
     }
