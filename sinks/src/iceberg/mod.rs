@@ -5,6 +5,7 @@ pub mod evolution;
 pub mod object_storage;
 pub mod offsets;
 pub mod orphans;
+pub mod properties;
 mod table;
 mod writer;
 
