@@ -574,7 +574,9 @@ fn sanitize(name: &str) -> String {
     name.replace('-', "_")
 }
 
-fn is_identifier(name: &str) -> bool {
+/// Whether `name` may be a product, domain or table name: lowercase ASCII letters, digits,
+/// `-` and `_`, not empty.
+pub fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

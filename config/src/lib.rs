@@ -20,7 +20,7 @@ mod units;
 pub use descriptor::{
     AccessControl, ApiVersion, CommitPolicy, DataProduct, Descriptor, InputFormat, InputPort,
     InputPortKind, Kind, Maintenance, Metadata, OutputPort, OutputPortKind, PartitionField,
-    PartitionTransform, Policies, Sla, Spec,
+    PartitionTransform, Policies, Sla, Spec, is_identifier,
 };
 pub use error::{ConfigError, Diagnostic, closest};
 pub use kafka_metadata::{KAFKA_COLUMN, KafkaMetadata};

@@ -32,11 +32,13 @@ enum Command {
     ///
     /// Exit code: 0 clean (warnings allowed), 1 policy violations, 2 could not evaluate.
     Validate(commands::validate::Args),
-    /// Show what `provision` (or `run`) would do to the catalog: tables to create, schema changes
-    /// to apply, and changes refused because they would break readers (exit 1).
+    /// Show what `provision` (or `run`) would do to the catalog: tables to create, schema and
+    /// table property changes to apply, and changes refused because they would break readers
+    /// (exit 1).
     Plan(commands::ProductArgs),
     /// Apply the plan: namespace, table with partition spec and properties, compatible schema
-    /// changes, and the dead-letter topics. Refused changes apply nothing (exit 1).
+    /// changes, property updates, and the dead-letter topics. Refused changes apply nothing
+    /// (exit 1).
     Provision(commands::ProductArgs),
     /// List data files under each product's table that no snapshot references (left by crashes,
     /// revocations or failed commits), and optionally delete them.
@@ -59,6 +61,9 @@ enum Command {
     },
     /// Run the reference product on an in-process mock Kafka cluster and a local table.
     Demo(commands::demo::Args),
+    /// Scaffold a product folder: descriptor, schema, a policy with its test, a platform config
+    /// for the embedded default and a CI workflow. Never overwrites a file.
+    Init(commands::init::Args),
 }
 
 fn main() -> ExitCode {
@@ -101,5 +106,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export { what } => commands::export::exec(what),
         Command::Policy { command } => commands::policy::exec(command),
         Command::Demo(args) => commands::demo::exec(args).await,
+        Command::Init(args) => commands::init::exec(args),
     }
 }

@@ -2,6 +2,12 @@
 //! (schema, partition spec, `datamesh.*` properties), the plan against the live catalog
 //! (create, evolve, or nothing), and applying it. `meshd plan` prints the plan, `meshd
 //! provision` applies it, and a worker applies compatible changes before it writes.
+//!
+//! The properties carry the product's metadata to every engine that reads the table (pyiceberg's
+//! `table.properties`, Trino's `$properties`, Spark's `SHOW TBLPROPERTIES`): who owns it, what
+//! it promises, who may read which rows, and per column its tags and masking. Column metadata
+//! is in properties, not in the Iceberg field `doc`: iceberg-rust 0.10 cannot change the doc of
+//! an existing column, and a table's docs would otherwise depend on when it was created.
 
 use std::collections::HashMap;
 
@@ -9,6 +15,7 @@ use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use meshd_config::{DataProduct, OutputPort, PlatformConfig};
 use meshd_sinks::SinkError;
 use meshd_sinks::iceberg::evolution::{self, Change};
+use meshd_sinks::iceberg::properties::{self, PropertyChange};
 use meshd_sinks::iceberg::{TableSpec, table_location};
 use serde::Serialize;
 
@@ -35,26 +42,62 @@ pub fn table_spec(
         name,
         schema,
         partitioning: output.partitioning.clone(),
-        properties: table_properties(product, output),
+        properties: table_properties(product, port),
     })
 }
 
-fn table_properties(product: &DataProduct, port: &OutputPort) -> HashMap<String, String> {
+/// The properties of output port `port`'s table: the product's metadata, its SLA, its
+/// policies and, per tagged or masked column, `datamesh.column.<path>.tags` (comma-separated)
+/// and `datamesh.column.<path>.masking` (the method), `<path>` spelt as findings spell it
+/// (`customer.email`, `items[].sku`).
+pub fn table_properties(product: &DataProduct, port: usize) -> HashMap<String, String> {
     let meta = &product.spec.metadata;
-    HashMap::from([
+    let output: &OutputPort = &product.spec.spec.output_ports[port];
+    let mut properties = HashMap::from([
         ("datamesh.product".into(), meta.name.clone()),
         ("datamesh.domain".into(), meta.domain.clone()),
         ("datamesh.owner".into(), meta.owner.clone()),
         (
             "datamesh.sla.freshness".into(),
-            port.sla.freshness.as_str().to_string(),
+            output.sla.freshness.as_str().to_string(),
         ),
         (
             "datamesh.sla.availability".into(),
-            port.sla.availability.as_str().to_string(),
+            output.sla.availability.as_str().to_string(),
         ),
         ("datamesh.descriptor.sha256".into(), product.sha256.clone()),
-    ])
+    ]);
+    if let Some(description) = &meta.description {
+        properties.insert("datamesh.description".into(), description.clone());
+        // The table comment Trino, Spark and Hive show.
+        properties.insert("comment".into(), description.clone());
+    }
+    if let Some(policies) = &product.spec.spec.policies {
+        if let Some(retention) = &policies.retention {
+            properties.insert("datamesh.retention".into(), retention.as_str().to_string());
+        }
+        if let Some(access) = &policies.access_control {
+            properties.insert("datamesh.access.role".into(), access.role.clone());
+            if let Some(filter) = &access.filter {
+                properties.insert("datamesh.access.filter".into(), filter.clone());
+            }
+        }
+    }
+    for column in product.schemas[port].all_columns() {
+        if !column.tags.is_empty() {
+            properties.insert(
+                format!("datamesh.column.{}.tags", column.path),
+                column.tags.join(","),
+            );
+        }
+        if let Some(masking) = column.masking {
+            properties.insert(
+                format!("datamesh.column.{}.masking", column.path),
+                masking.as_str().to_string(),
+            );
+        }
+    }
+    properties
 }
 
 /// What provisioning would do to one table.
@@ -74,12 +117,14 @@ pub enum TablePlan {
         /// Columns with their Iceberg types.
         columns: Vec<String>,
     },
-    /// The table exists and its schema differs.
+    /// The table exists and its schema or its `datamesh.*` properties differ.
     Evolve {
         /// `namespace.table`.
         table: String,
         /// Column changes.
         changes: Vec<Change>,
+        /// Property changes (always applicable).
+        properties: Vec<PropertyChange>,
     },
     /// Nothing to do.
     UpToDate {
@@ -142,22 +187,37 @@ pub async fn plan(catalog: &dyn Catalog, spec: &TableSpec) -> Result<TablePlan, 
         .await
         .map_err(|e| err("loading the table", e))?;
     let changes = evolution::diff(loaded.metadata().current_schema(), &spec.schema);
-    Ok(if changes.is_empty() {
+    let properties = properties::diff(loaded.metadata().properties(), &spec.properties);
+    Ok(if changes.is_empty() && properties.is_empty() {
         TablePlan::UpToDate { table }
     } else {
-        TablePlan::Evolve { table, changes }
+        TablePlan::Evolve {
+            table,
+            changes,
+            properties,
+        }
     })
 }
 
-/// Applies the compatible schema changes of an existing table (new optional columns); fails,
-/// changing nothing, on a breaking or not-yet-supported change. A missing table is left to
-/// [`meshd_sinks::iceberg::OutputTable::open`], which creates it.
-pub async fn evolve_schema(
+/// What [`evolve_table`] changed.
+#[derive(Debug, Default)]
+pub struct Evolved {
+    /// Columns added.
+    pub columns: Vec<Change>,
+    /// Properties set or removed.
+    pub properties: Vec<PropertyChange>,
+}
+
+/// Applies the compatible schema changes of an existing table (new optional columns), then
+/// brings its properties up to date; fails, changing nothing, on a breaking or not-yet-supported
+/// schema change. A missing table is left to [`meshd_sinks::iceberg::OutputTable::open`],
+/// which creates it with the spec's properties.
+pub async fn evolve_table(
     catalog: &dyn Catalog,
     spec: &TableSpec,
-) -> Result<Vec<Change>, RuntimeError> {
+) -> Result<Evolved, RuntimeError> {
     let TablePlan::Evolve { changes, .. } = plan(catalog, spec).await? else {
-        return Ok(Vec::new());
+        return Ok(Evolved::default());
     };
     let ident = TableIdent::new(
         NamespaceIdent::new(spec.namespace.clone()),
@@ -171,8 +231,16 @@ pub async fn evolve_schema(
             action: "loading the table",
             source,
         })?;
-    evolution::apply(catalog, &table, &spec.schema, &changes).await?;
-    Ok(changes)
+    let table = evolution::apply(catalog, &table, &spec.schema, &changes).await?;
+    let properties = properties::apply(catalog, &table, &spec.properties).await?;
+    let columns = changes
+        .into_iter()
+        .filter(|c| matches!(c.kind, evolution::ChangeKind::AddOptional { .. }))
+        .collect();
+    Ok(Evolved {
+        columns,
+        properties,
+    })
 }
 
 /// Renders plans for people.
@@ -200,7 +268,11 @@ pub fn render_plan(product: &str, plan: &TablePlan) -> String {
                 let _ = writeln!(out, "  property {k} = {v}");
             }
         }
-        TablePlan::Evolve { table, changes } => {
+        TablePlan::Evolve {
+            table,
+            changes,
+            properties,
+        } => {
             let _ = writeln!(out, "product {product}: change table {table}");
             for c in changes {
                 let mark = match c.kind {
@@ -209,6 +281,14 @@ pub fn render_plan(product: &str, plan: &TablePlan) -> String {
                     evolution::ChangeKind::Breaking { .. } => "REFUSED",
                 };
                 let _ = writeln!(out, "  {mark} {c}");
+            }
+            for p in properties {
+                let mark = match (&p.from, &p.to) {
+                    (None, _) => "+",
+                    (Some(_), Some(_)) => "~",
+                    (Some(_), None) => "-",
+                };
+                let _ = writeln!(out, "  {mark} {p}");
             }
         }
         TablePlan::UpToDate { table } => {

@@ -126,6 +126,34 @@ impl Product {
         self
     }
 
+    /// `metadata.description`.
+    pub fn description(mut self, text: &str) -> Self {
+        self.descriptor.metadata.description = Some(text.to_string());
+        self
+    }
+
+    /// The row filter of `policies.accessControl` (which the reference declares).
+    pub fn access_filter(mut self, filter: &str) -> Self {
+        if let Some(access) = self
+            .descriptor
+            .spec
+            .policies
+            .as_mut()
+            .and_then(|p| p.access_control.as_mut())
+        {
+            access.filter = Some(filter.to_string());
+        }
+        self
+    }
+
+    /// No `policies.retention`.
+    pub fn without_retention(mut self) -> Self {
+        if let Some(policies) = self.descriptor.spec.policies.as_mut() {
+            policies.retention = None;
+        }
+        self
+    }
+
     /// No `policies` section (no access control, no retention).
     pub fn without_policies(mut self) -> Self {
         self.descriptor.spec.policies = None;

@@ -8,6 +8,7 @@
 
 pub mod demo;
 pub mod export;
+pub mod init;
 pub mod maintain;
 pub mod orphans;
 pub mod plan;

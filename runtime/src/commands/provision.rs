@@ -57,7 +57,7 @@ pub(super) async fn plan_products(args: &ProductArgs, apply: bool) -> anyhow::Re
             }
             meshd_sinks::iceberg::probe_location(&platform, &spec.location).await?;
             println!("  {} is writable", spec.location);
-            provision::evolve_schema(catalog.as_ref(), &spec).await?;
+            provision::evolve_table(catalog.as_ref(), &spec).await?;
             OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group()).await?;
             println!("  applied");
         }

@@ -156,8 +156,13 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
     } else if port.location.contains("://") {
         tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
     }
-    for change in provision::evolve_schema(ctx.catalog.as_ref(), &spec).await? {
-        tracing::info!(product = %name, table = %format!("{}.{}", spec.namespace, spec.name), "Schema evolved: {change}.");
+    let evolved = provision::evolve_table(ctx.catalog.as_ref(), &spec).await?;
+    let table_name = format!("{}.{}", spec.namespace, spec.name);
+    for change in evolved.columns {
+        tracing::info!(product = %name, table = %table_name, "Schema evolved: {change}.");
+    }
+    for change in evolved.properties {
+        tracing::info!(product = %name, table = %table_name, "Table metadata updated: {change}.");
     }
     // Few attempts inside one commit: the run loop retries a failed commit every second for
     // as long as it takes, and in between reports the failure on `/readyz`.

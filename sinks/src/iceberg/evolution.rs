@@ -6,7 +6,9 @@
 //!
 //! Only new optional columns are applied for now: iceberg-rust 0.10's `update_schema` adds and
 //! deletes columns but cannot promote types or change docs, so such changes are listed as
-//! compatible but pending, and a worker refuses to write until they are applied elsewhere.
+//! compatible but pending, and a worker refuses to write until they are applied elsewhere;
+//! a doc change is listed only, and blocks nothing (a column's governance metadata travels
+//! as table properties instead, see [`super::properties`]).
 
 use std::fmt;
 
@@ -158,12 +160,7 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
         _ => {}
     }
     if have.doc != want.doc {
-        push(
-            out,
-            ChangeKind::Pending {
-                what: "doc changes".into(),
-            },
-        );
+        push(out, ChangeKind::Doc);
     }
 }
 
@@ -385,6 +382,29 @@ mod tests {
         assert_eq!(kind("flag"), vec!["breaking"]);
         assert_eq!(kind("note"), vec!["add"]);
         assert_eq!(kind("must"), vec!["breaking"]);
+        let mut documented = (*current.as_struct().fields()[4]).clone();
+        documented.doc = Some("Whether the payment was flagged".into());
+        let with_doc = schema(
+            current
+                .as_struct()
+                .fields()
+                .iter()
+                .map(|f| {
+                    if f.name == "flag" {
+                        documented.clone()
+                    } else {
+                        (**f).clone()
+                    }
+                })
+                .collect(),
+        );
+        let doc_only = diff(&current, &with_doc);
+        assert_eq!(doc_only.len(), 1);
+        assert_eq!(
+            doc_only[0].kind,
+            ChangeKind::Doc,
+            "a doc change blocks nothing"
+        );
         assert!(has_breaking(&changes));
         assert!(diff(&current, &current).is_empty());
     }

@@ -6,6 +6,7 @@ pub mod expire;
 pub mod object_storage;
 pub mod offsets;
 pub mod orphans;
+pub mod properties;
 mod table;
 mod writer;
 
