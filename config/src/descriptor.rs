@@ -381,6 +381,11 @@ pub struct AccessControl {
     /// SQL boolean expression rows must satisfy (`region = 'JP'`).
     #[serde(default)]
     pub filter: Option<String>,
+    /// Query-engine groups cleared to see PII columns unmasked (e.g. `[fraud-investigators]`);
+    /// everyone else, role members included, gets PII columns masked at query time (see
+    /// `meshd export trino-opa`). Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pii_cleared: Vec<String>,
 }
 
 impl DataProduct {
@@ -437,6 +442,32 @@ impl DataProduct {
                 format!("`{}` is not a valid domain name", spec.metadata.domain),
                 Some("use lowercase letters, digits, `-` and `_`".into()),
             ));
+        }
+        if let Some(access) = spec
+            .spec
+            .policies
+            .as_ref()
+            .and_then(|p| p.access_control.as_ref())
+        {
+            if access.role.trim().is_empty() {
+                diagnostics.push(at(
+                    "spec.policies.accessControl.role".into(),
+                    "the access role is empty".into(),
+                    Some(
+                        "name the group whose members may read the product, e.g. `data-analyst`"
+                            .into(),
+                    ),
+                ));
+            }
+            for (i, group) in access.pii_cleared.iter().enumerate() {
+                if group.trim().is_empty() {
+                    diagnostics.push(at(
+                        format!("spec.policies.accessControl.piiCleared[{i}]"),
+                        "a cleared group name is empty".into(),
+                        Some("list group names, or drop the entry".into()),
+                    ));
+                }
+            }
         }
         // Every output port is a table of its own: two ports writing one table would each
         // commit the other's offsets away.

@@ -24,6 +24,7 @@ pub use descriptor::{
 };
 pub use error::{ConfigError, Diagnostic, closest};
 pub use kafka_metadata::{KAFKA_COLUMN, KafkaMetadata};
+pub use locate::locate;
 pub use masking::Masking;
 pub use platform::{
     CatalogConfig, CatalogKind, GovernanceConfig, MaskingConfig, MetricsConfig, PlatformConfig,

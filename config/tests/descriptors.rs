@@ -446,3 +446,36 @@ fn kafka_column_clashing_with_the_schema_is_refused_with_every_other_problem() {
     );
     assert!(err.to_string().contains("product.yaml:18:7"), "{err}");
 }
+
+#[test]
+fn pii_cleared_groups_are_optional_and_parse() {
+    let seed = DataProduct::load(&seed_dir().join("product.yaml")).unwrap();
+    let access = seed.spec.spec.policies.unwrap().access_control.unwrap();
+    assert!(access.pii_cleared.is_empty());
+    let cleared = format!(
+        "{GOOD}  policies:\n    accessControl:\n      role: analyst\n      piiCleared: [fraud, audit]\n"
+    );
+    let product = load(&cleared, SCHEMA).unwrap();
+    let access = product.spec.spec.policies.unwrap().access_control.unwrap();
+    assert_eq!(access.pii_cleared, ["fraud", "audit"]);
+}
+
+#[test]
+fn empty_role_and_cleared_group_are_refused() {
+    let bad = format!(
+        "{GOOD}  policies:\n    accessControl:\n      role: \"\"\n      piiCleared: [\" \"]\n"
+    );
+    let err = load(&bad, SCHEMA).expect_err("refused");
+    let found: Vec<(usize, String)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.path.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (20, "spec.policies.accessControl.role".to_string()),
+            (21, "spec.policies.accessControl.piiCleared[0]".to_string())
+        ]
+    );
+}

@@ -74,4 +74,21 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// An export's output cannot be written where it was asked to go.
+    #[error("{}: {message}", path.display())]
+    ExportTarget {
+        /// The output file or folder.
+        path: std::path::PathBuf,
+        /// What is wrong and how to proceed.
+        message: String,
+    },
+    /// Writing an exported file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    ExportWrite {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why the OS refused.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -29,6 +29,8 @@ struct Module {
 pub struct PolicySet {
     modules: Vec<Module>,
     disabled: BTreeSet<String>,
+    /// JSON documents merged into `data` (origin, text), given to every engine.
+    data: Vec<(String, String)>,
     /// The modules parsed once, in one engine per Rego version; evaluations run on clones.
     v1: Option<Engine>,
     v0: Option<Engine>,
@@ -101,7 +103,15 @@ impl PolicySet {
             let slot = if v0 { &mut self.v0 } else { &mut self.v1 };
             let mut candidate = match slot {
                 Some(engine) => engine.clone(),
-                None => new_engine(v0, &origin)?,
+                None => {
+                    let mut engine = new_engine(v0, &origin)?;
+                    for (data_origin, json) in &self.data {
+                        engine
+                            .add_data_json(json)
+                            .map_err(|e| policy_error(data_origin, e))?;
+                    }
+                    engine
+                }
             };
             match candidate.add_policy(origin.clone(), text.clone()) {
                 Ok(_) => {
@@ -116,6 +126,18 @@ impl PolicySet {
             }
         }
         Err(first_error.unwrap_or_else(|| policy_error(&origin, "does not parse")))
+    }
+
+    /// Merges a JSON document into `data`, as OPA loads a bundle's `data.json`, for rules and
+    /// tests that read it; `origin` names it in messages.
+    pub fn add_data_json(&mut self, origin: &str, json: &str) -> Result<(), ConfigError> {
+        for engine in [&mut self.v1, &mut self.v0].into_iter().flatten() {
+            engine
+                .add_data_json(json)
+                .map_err(|e| policy_error(origin, e))?;
+        }
+        self.data.push((origin.to_string(), json.to_string()));
+        Ok(())
     }
 
     /// How many policy files are loaded.

@@ -12,6 +12,9 @@ use meshd_config::policy::PolicySet;
 pub enum PolicyCommand {
     /// Run the `test_*` rules of a policy folder (the built-in library's own tests without one).
     ///
+    /// A folder's `data.json` (an OPA bundle's data, e.g. from `meshd export trino-opa`) is
+    /// loaded as `data`, as `opa test` does.
+    ///
     /// Exit code: 0 all passed, 1 a test failed, 2 the policies do not load.
     Test {
         /// A .rego file or a folder of them; the built-in library is loaded too.
@@ -37,7 +40,19 @@ pub fn exec(command: PolicyCommand) -> anyhow::Result<ExitCode> {
 fn test(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let loaded = PolicySet::builtin().and_then(|mut set| {
         match dir {
-            Some(dir) => set.add_path(dir)?,
+            Some(dir) => {
+                set.add_path(dir)?;
+                let data = dir.join("data.json");
+                if data.is_file() {
+                    let text = std::fs::read_to_string(&data).map_err(|source| {
+                        meshd_config::ConfigError::Read {
+                            path: data.clone(),
+                            source,
+                        }
+                    })?;
+                    set.add_data_json(&data.display().to_string(), &text)?;
+                }
+            }
             None => {
                 for (name, text) in meshd_config::policy::library::TESTS {
                     set.add_source(format!("builtin:{name}"), (*text).to_string())?;
