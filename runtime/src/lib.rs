@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod decode;
 pub mod demo;
 mod error;
+pub mod export;
 pub mod governance;
 pub mod health;
 pub mod http;
