@@ -225,6 +225,29 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// A command-line tool from one of the tool venvs `.ci/run` makes beside `.venv`
+/// (`.venv-datahub/bin/datahub`, `.venv-datacontract/bin/datacontract`): tools with heavy
+/// dependency trees and pins of their own, kept out of the test venv so they cannot move
+/// pyiceberg's. `MESHD_TEST_VENVS` names another folder holding the venvs.
+pub fn venv_tool(venv: &str, tool: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("MESHD_TEST_VENVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let candidate = root.join(venv).join("bin").join(tool);
+    let ok = Command::new(&candidate)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(candidate)
+    } else {
+        unavailable(&format!("{} was not found", candidate.display()));
+        None
+    }
+}
+
 /// The catalog a meshd.yaml names, as the JSON spec the Python readers take
 /// (`tests/catalog.py`): SQLite or PostgreSQL (password included) or REST, with the warehouse
 /// and, when `s3` is given, that store's endpoint and credentials.
