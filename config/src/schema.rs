@@ -367,9 +367,27 @@ fn column_field(c: &Column, id: i32, ids: &mut IdAllocator) -> NestedField {
     } else {
         NestedField::required(id, &c.name, ty)
     };
-    match &c.doc {
+    match column_doc(c) {
         Some(doc) => field.with_doc(doc),
         None => field,
+    }
+}
+
+/// The column's doc in the table: the `.avsc` doc, then its tags and masking, so a reader of
+/// the table (Trino's `DESCRIBE`, Spark, pyiceberg) sees which columns are PII and how they
+/// were masked without the descriptor at hand.
+fn column_doc(c: &Column) -> Option<String> {
+    let mut notes = Vec::new();
+    if !c.tags.is_empty() {
+        notes.push(c.tags.join(", "));
+    }
+    if let Some(masking) = c.masking {
+        notes.push(format!("masked with {}", masking.as_str()));
+    }
+    match (&c.doc, notes.is_empty()) {
+        (doc, true) => doc.clone(),
+        (None, false) => Some(format!("[{}]", notes.join("; "))),
+        (Some(doc), false) => Some(format!("{doc} [{}]", notes.join("; "))),
     }
 }
 

@@ -30,6 +30,26 @@ pub fn spawn(
             TableIdent::from_strs([spec.namespace, spec.name]).ok()
         })
         .collect();
+    // Every series exists from the start, so dashboards and alerts see upkeep before its first
+    // run; the last success counts from the start until then.
+    let started = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    for ident in &tables {
+        let port = ident.to_string();
+        for outcome in ["ok", "failed"] {
+            metrics
+                .maintenance_runs
+                .with_label_values(&[&name, &port, outcome])
+                .inc_by(0);
+        }
+        metrics
+            .snapshots_expired
+            .with_label_values(&[&name, &port])
+            .inc_by(0);
+        metrics
+            .last_maintenance_timestamp
+            .with_label_values(&[&name, &port])
+            .set(started);
+    }
     tokio::spawn(async move {
         let every = maintenance.interval.duration();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
