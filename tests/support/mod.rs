@@ -202,19 +202,23 @@ impl Tansu {
     }
 }
 
+/// Whether `program args` runs and succeeds (a tool is installed and works).
+fn runs(program: &Path, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The Python interpreter of the test venv (`.venv/`, made by `.ci/run`), if it has pyiceberg.
 pub fn python() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let candidate = std::env::var_os("MESHD_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join(".venv/bin/python"));
-    let ok = Command::new(&candidate)
-        .args(["-c", "import pyiceberg"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
+    if runs(&candidate, &["-c", "import pyiceberg"]) {
         Some(candidate)
     } else {
         unavailable(&format!(
@@ -234,13 +238,7 @@ pub fn venv_tool(venv: &str, tool: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     let candidate = root.join(venv).join("bin").join(tool);
-    let ok = Command::new(&candidate)
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
+    if runs(&candidate, &["--help"]) {
         Some(candidate)
     } else {
         unavailable(&format!("{} was not found", candidate.display()));

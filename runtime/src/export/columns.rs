@@ -89,3 +89,25 @@ pub(crate) fn describe(field_doc: Option<&str>, column: Option<&Column>) -> Opti
         (None, m) => m,
     }
 }
+
+/// What a product is, for catalogs and contracts: its description, or a sentence naming its
+/// domain and input topics when the descriptor has none.
+pub(super) fn description(product: &meshd_config::DataProduct) -> String {
+    let meta = &product.spec.metadata;
+    meta.description.clone().unwrap_or_else(|| {
+        let topics: Vec<&str> = product
+            .spec
+            .spec
+            .input_ports
+            .iter()
+            .map(|p| p.source.as_str())
+            .collect();
+        format!(
+            "Data product `{}` of domain `{}`, published by meshd from Kafka topic{} {}.",
+            meta.name,
+            meta.domain,
+            if topics.len() == 1 { "" } else { "s" },
+            topics.join(", ")
+        )
+    })
+}

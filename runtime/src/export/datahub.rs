@@ -74,22 +74,7 @@ fn dataset(product: &DataProduct, i: usize, table: &Table<'_>) -> Vec<Value> {
     let urn = dataset_urn("iceberg", &table.qualified);
     let meta = &product.spec.metadata;
     let port = &product.spec.spec.output_ports[i];
-    let topics: Vec<&str> = product
-        .spec
-        .spec
-        .input_ports
-        .iter()
-        .map(|p| p.source.as_str())
-        .collect();
-    let description = meta.description.clone().unwrap_or_else(|| {
-        format!(
-            "Data product `{}` of domain `{}`, published by meshd from Kafka topic{} {}.",
-            meta.name,
-            meta.domain,
-            if topics.len() == 1 { "" } else { "s" },
-            topics.join(", ")
-        )
-    });
+    let description = super::columns::description(product);
     let mut properties = Map::new();
     let mut put = |k: &str, v: &str| properties.insert(k.into(), Value::String(v.into()));
     put("datamesh.product", &meta.name);
@@ -113,8 +98,12 @@ fn dataset(product: &DataProduct, i: usize, table: &Table<'_>) -> Vec<Value> {
         }
     }
     put("datamesh.descriptor.sha256", &product.sha256);
-    let upstreams: Vec<Value> = topics
+    let upstreams: Vec<Value> = product
+        .spec
+        .spec
+        .input_ports
         .iter()
+        .map(|p| p.source.as_str())
         .map(|topic| {
             json!({
                 "auditStamp": stamp(),

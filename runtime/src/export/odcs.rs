@@ -86,22 +86,7 @@ pub fn contract(product: &DataProduct) -> Result<Value, RuntimeError> {
             roles.push(role);
         }
     }
-    let topics: Vec<&str> = product
-        .spec
-        .spec
-        .input_ports
-        .iter()
-        .map(|p| p.source.as_str())
-        .collect();
-    let purpose = meta.description.clone().unwrap_or_else(|| {
-        format!(
-            "Data product `{}` of domain `{}`, published by meshd from Kafka topic{} {}.",
-            meta.name,
-            meta.domain,
-            if topics.len() == 1 { "" } else { "s" },
-            topics.join(", ")
-        )
-    });
+    let purpose = super::columns::description(product);
     let mut doc = json!({
         "apiVersion": API_VERSION,
         "kind": "DataContract",
