@@ -1,7 +1,8 @@
 //! `meshd maintain`: snapshot expiry on a table with 200 commits. `--dry-run` changes nothing;
 //! then every snapshot older than `snapshotMaxAge` beyond the newest 10 is expired, the files
 //! only they used are gone, every remaining snapshot still reads completely (pyiceberg time
-//! travel), `meshd orphans` finds nothing, and the resume point survives in the newest snapshot.
+//! travel), an orphaned data file older than a day is deleted and a fresh one kept, `meshd
+//! orphans` finds nothing, and the resume point survives in the newest snapshot.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -99,6 +100,22 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
         |location: &str| std::path::Path::new(location.trim_start_matches("file://")).exists();
     assert!(lists.iter().all(|l| on_disk(l)));
 
+    // Two orphans in the table's data folder: one two days old, one fresh (a commit in progress).
+    let data = std::path::Path::new(metadata.location().trim_start_matches("file://")).join("data");
+    let (stale, fresh) = (
+        data.join("stale-orphan.parquet"),
+        data.join("fresh-orphan.parquet"),
+    );
+    for orphan in [&stale, &fresh] {
+        std::fs::write(orphan, b"not referenced").unwrap();
+    }
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&stale)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+
     let descriptor = descriptor.to_str().unwrap();
     let config = config.to_str().unwrap();
     let (code, out) =
@@ -115,6 +132,11 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
         lists.iter().all(|l| on_disk(l)),
         "a dry run deletes nothing"
     );
+    assert!(
+        out.contains("would delete 1 orphaned data file(s) older than a day"),
+        "{out}"
+    );
+    assert!(stale.exists(), "a dry run deletes nothing");
 
     let (code, out) = support::meshd_output(&["maintain", "--config", config, descriptor]);
     assert_eq!(code, Some(0), "{out}");
@@ -122,6 +144,15 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
         out.contains(&format!("expired {expire} snapshot(s)")),
         "{out}"
     );
+    assert!(
+        out.contains("deleted 1 orphaned data file(s) older than a day"),
+        "{out}"
+    );
+    assert!(
+        !stale.exists() && fresh.exists(),
+        "only the old orphan goes"
+    );
+    std::fs::remove_file(&fresh).unwrap();
     for (i, list) in lists.iter().enumerate() {
         assert_eq!(
             on_disk(list),

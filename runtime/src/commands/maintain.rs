@@ -1,12 +1,19 @@
 //! `meshd maintain`: table upkeep once, for every output port of the given products: snapshots
-//! older than `spec.maintenance.snapshotMaxAge` are expired (keeping `minSnapshots`) and the
-//! files only they used are deleted. `--dry-run` says what would be done.
+//! older than `spec.maintenance.snapshotMaxAge` are expired (keeping `minSnapshots`), the files
+//! only they used are deleted, and so are orphaned data files older than a day (left by crashes
+//! and revocations; younger ones may belong to a commit in progress). `--dry-run` says what
+//! would be done.
 
 use std::process::ExitCode;
 
 use meshd_config::DataProduct;
 use meshd_runtime::provision;
 use meshd_sinks::iceberg::expire::expire_snapshots;
+use meshd_sinks::iceberg::orphans::orphan_files;
+
+/// Orphaned data files younger than this are kept: a running worker's commit in progress
+/// references them a moment later.
+const ORPHAN_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 use super::ProductArgs;
 
@@ -24,6 +31,7 @@ pub struct Args {
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let platform = args.products.platform()?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    let storage = meshd_sinks::iceberg::storage(&platform)?;
     for path in &args.products.descriptors {
         let product = DataProduct::load(path)?;
         let maintenance = &product.spec.spec.maintenance;
@@ -54,6 +62,25 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 maintenance.snapshot_max_age.as_str(),
                 expiry.kept,
                 expiry.files.len()
+            );
+            let table = catalog.load_table(&ident).await?;
+            let old: Vec<_> = orphan_files(&table, &storage)
+                .await?
+                .into_iter()
+                .filter(|o| o.age >= ORPHAN_MIN_AGE)
+                .collect();
+            if !args.dry_run {
+                for orphan in &old {
+                    table
+                        .file_io()
+                        .delete(&orphan.location)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("deleting orphan {}: {e}", orphan.location))?;
+                }
+            }
+            println!(
+                "{ident}: {files} {} orphaned data file(s) older than a day",
+                old.len()
             );
         }
     }
