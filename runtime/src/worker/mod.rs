@@ -307,18 +307,12 @@ impl Worker {
     /// What the consumer group shows as committed: per partition, the lowest offset any
     /// port's table records.
     fn group_offsets(&self) -> Offsets {
+        let recorded: Vec<Offsets> = self.ports.iter().map(|p| p.tracker.recorded()).collect();
         let mut out = Offsets::new();
         for (topic, partition) in self.input.assigned() {
-            let lowest = self
-                .ports
+            let lowest = recorded
                 .iter()
-                .map(|p| {
-                    p.tracker
-                        .recorded()
-                        .get(topic)
-                        .and_then(|o| o.get(partition))
-                        .copied()
-                })
+                .map(|r| r.get(topic).and_then(|o| o.get(partition)).copied())
                 .collect::<Option<Vec<i64>>>()
                 .and_then(|v| v.into_iter().min());
             if let Some(offset) = lowest {

@@ -8,7 +8,7 @@
 //! Every snapshot carries every partition's offsets (`offsets.rs`), so resuming needs only the
 //! newest one.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use iceberg::Catalog;
@@ -75,10 +75,12 @@ pub async fn expire_snapshots(
             ..Expiry::default()
         });
     }
-    let before = referenced(table, newest_first.iter().copied())
+    // Each manifest is read once: the kept snapshots share most of theirs with the expired.
+    let mut manifests = HashMap::new();
+    let before = referenced(table, newest_first.iter().copied(), &mut manifests)
         .await
         .map_err(|e| err("reading the snapshots' manifests", e))?;
-    let after = referenced(table, kept_snapshots.iter().copied())
+    let after = referenced(table, kept_snapshots.iter().copied(), &mut manifests)
         .await
         .map_err(|e| err("reading the live snapshots' manifests", e))?;
     let location = metadata.location().trim_end_matches('/').to_string();
@@ -122,24 +124,30 @@ pub async fn expire_snapshots(
     Ok(report)
 }
 
-/// Every file the snapshots reference: manifest lists, manifests, data files.
+/// Every file the snapshots reference: manifest lists, manifests, data files. `manifests`
+/// caches each manifest's data files across calls.
 async fn referenced<'a>(
     table: &Table,
     snapshots: impl Iterator<Item = &'a SnapshotRef>,
+    manifests: &mut HashMap<String, Vec<String>>,
 ) -> Result<BTreeSet<String>, iceberg::Error> {
     let mut files = BTreeSet::new();
-    let mut manifests_seen = HashSet::new();
     for snapshot in snapshots {
         files.insert(snapshot.manifest_list().to_string());
         let list = table.manifest_list_reader(snapshot).load().await?;
         for manifest in list.entries() {
             files.insert(manifest.manifest_path.clone());
-            if !manifests_seen.insert(manifest.manifest_path.clone()) {
-                continue;
+            if !manifests.contains_key(&manifest.manifest_path) {
+                let loaded = manifest.load_manifest(table.file_io()).await?;
+                let data = loaded
+                    .entries()
+                    .iter()
+                    .map(|entry| entry.data_file().file_path().to_string())
+                    .collect();
+                manifests.insert(manifest.manifest_path.clone(), data);
             }
-            let loaded = manifest.load_manifest(table.file_io()).await?;
-            for entry in loaded.entries() {
-                files.insert(entry.data_file().file_path().to_string());
+            if let Some(data) = manifests.get(&manifest.manifest_path) {
+                files.extend(data.iter().cloned());
             }
         }
     }
