@@ -277,7 +277,10 @@ pub fn diagnose(e: &object_store::Error) -> String {
         || text.contains("ExpiredToken")
     {
         "bad credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or storage.access_key_id / storage.secret_access_key)"
-    } else if text.contains("AccessDenied") || text.contains("403") || text.contains("Forbidden") {
+    } else if matches!(e, object_store::Error::PermissionDenied { .. })
+        || text.contains("AccessDenied")
+        || text.contains("403 Forbidden")
+    {
         "access denied: the credentials are valid but may not use this bucket; check its policy and the role's permissions"
     } else if text.contains("error sending request")
         || text.contains("onnection refused")
@@ -546,6 +549,27 @@ mod tests {
         assert_eq!(options["aws_virtual_hosted_style_request"], "false");
         assert_eq!(options["aws_region"], "eu-west-1");
         assert!(!options.contains_key("uri"));
+    }
+
+    /// A port or object name containing "403" once read as access denied (CI, stop 19).
+    #[test]
+    fn diagnosis_reads_status_words_not_digits_in_names() {
+        let generic = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        let refused = generic(
+            "Error performing PUT http://127.0.0.1:41403/lake/t/.meshd-probe-403: \
+             error sending request: tcp connect error: Connection refused (os error 111)",
+        );
+        assert!(diagnose(&refused).starts_with("endpoint unreachable"));
+        let forbidden = generic("Server returned non-2xx status code: 403 Forbidden: ");
+        assert!(diagnose(&forbidden).starts_with("access denied"));
+        let denied = object_store::Error::PermissionDenied {
+            path: "lake/t".into(),
+            source: "no".into(),
+        };
+        assert!(diagnose(&denied).starts_with("access denied"));
     }
 
     #[test]
