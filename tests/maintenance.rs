@@ -11,21 +11,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshd_runtime::decode::{self, JsonDecoderFactory, wire};
-use meshd_sinks::iceberg::{DataFiles, Offsets, OutputTable};
+use meshd_sinks::iceberg::OutputTable;
+use support::lake::offsets;
 use support::product::Product;
 
 const COMMITS: i64 = 200;
 const ROWS_PER_COMMIT: i64 = 5;
 const KEEP: usize = 10;
-
-fn offsets(next: i64) -> Offsets {
-    let mut o = Offsets::new();
-    o.entry("raw-payment-events".into())
-        .or_default()
-        .insert(0, next);
-    o
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired_ones_used() {
@@ -44,39 +36,9 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
     let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
         .await
         .unwrap();
-    let table_schema = Arc::new(
-        iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).unwrap(),
-    );
-    let factory = JsonDecoderFactory::new(wire::json_wire_schema(&product.schemas[0]));
     for commit in 0..COMMITS {
-        let events: Vec<Vec<u8>> = (commit * ROWS_PER_COMMIT..(commit + 1) * ROWS_PER_COMMIT)
-            .map(|n| meshd_runtime::demo::payment_event(n as u64, 0).1)
-            .collect();
-        let payloads: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_slice())).collect();
-        let decoded = decode::decode_all(&factory, &payloads, 1 << 20);
-        let mut files = DataFiles::new(table.table(), "t".into(), 1 << 20).unwrap();
-        for (batch, _) in decoded.batches {
-            files
-                .write(wire::conform(&batch, &table_schema).unwrap())
-                .await
-                .unwrap();
-        }
-        let next = (commit + 1) * ROWS_PER_COMMIT;
-        let expected = if commit == 0 {
-            Offsets::new()
-        } else {
-            offsets(commit * ROWS_PER_COMMIT)
-        };
-        table
-            .commit(
-                files.close().await.unwrap(),
-                &offsets(next),
-                &expected,
-                &format!("c{commit}"),
-                &[],
-            )
-            .await
-            .unwrap();
+        let first = commit * ROWS_PER_COMMIT;
+        support::lake::append_payments(&mut table, &product, first..first + ROWS_PER_COMMIT).await;
     }
     let metadata = table.table().metadata().clone();
     assert_eq!(metadata.snapshots().len(), COMMITS as usize);

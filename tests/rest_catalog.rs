@@ -8,115 +8,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use support::services::{Moto, S3_ACCESS_KEY, S3_SECRET_KEY};
-use support::{ChildGuard, Meshd, Tansu, free_port, poll, python, until_consuming};
+use support::services::{Moto, Rustberg, rest_yaml};
+use support::{Meshd, Tansu, poll, python, until_consuming};
 
 const TOPIC: &str = "rest-catalog";
 const BAD_EVERY: u64 = 83;
-const WAREHOUSE: &str = "s3://lake/warehouse";
-
-/// rustberg on a free port with its catalog in `dir/rustberg/catalog.redb`, so that a restart
-/// keeps every table.
-struct Rustberg {
-    binary: PathBuf,
-    uri: String,
-    port: u16,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<ChildGuard>,
-}
-
-impl Rustberg {
-    fn start(dir: &Path, moto: &Moto) -> Option<Self> {
-        let Some(binary) = support::on_path("rustberg") else {
-            support::unavailable(
-                "the rustberg REST catalog is not on PATH (cargo install rustberg)",
-            );
-            return None;
-        };
-        let state = dir.join("rustberg");
-        std::fs::create_dir_all(&state).unwrap();
-        let config = dir.join("rustberg.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[storage]\ncatalog_url = \"file://{}\"\nwarehouse_location = \"{WAREHOUSE}\"\n\n[storage.properties]\n\"s3.endpoint\" = \"{}\"\n\"s3.access-key-id\" = \"{S3_ACCESS_KEY}\"\n\"s3.secret-access-key\" = \"{S3_SECRET_KEY}\"\n\"s3.region\" = \"us-east-1\"\n\"s3.path-style-access\" = \"true\"\n\n[rate_limit]\nenabled = false\n\n[audit]\nsink = \"none\"\n",
-                state.display(),
-                moto.endpoint
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let mut rustberg = Self {
-            binary,
-            uri: format!("http://127.0.0.1:{port}"),
-            port,
-            config,
-            log: dir.join("rustberg.log"),
-            child: None,
-        };
-        rustberg.resume();
-        Some(rustberg)
-    }
-
-    fn resume(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&self.config)
-            .args([
-                "--dev",
-                "--insecure-http",
-                "--no-auth",
-                "--host",
-                "127.0.0.1",
-            ])
-            .args(["--port", &self.port.to_string()])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(ChildGuard(child));
-        let ready = format!("{}/ready", self.uri);
-        poll("rustberg to be ready", Duration::from_secs(60), || {
-            support::http_get(&ready).map(|_| ())
-        });
-    }
-
-    /// Stops the server; the port refuses connections until [`Rustberg::resume`].
-    fn stop(&mut self) {
-        self.child = None;
-    }
-}
-
-/// meshd.yaml for the REST catalog with storage keys (rustberg vends no credentials).
-fn rest_yaml(
-    dir: &Path,
-    name: &str,
-    bootstrap: &str,
-    rest: &Rustberg,
-    moto: &Moto,
-) -> (PathBuf, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(
-        &path,
-        format!(
-            "kafka:\n  bootstrap.servers: {bootstrap}\ncatalog:\n  type: rest\n  uri: {}\nstorage:\n  endpoint: {}\n  access_key_id: {S3_ACCESS_KEY}\n  secret_access_key: {S3_SECRET_KEY}\n  region: us-east-1\nmetrics:\n  listen: {listen}\n",
-            rest.uri, moto.endpoint
-        ),
-    )
-    .unwrap();
-    (path, listen)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_catalog_restart_loses_nothing_and_other_engines_read_the_table() {

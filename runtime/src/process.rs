@@ -9,6 +9,8 @@ use meshd_config::policy::{PolicySet, Severity};
 use meshd_config::{DataProduct, MaskingConfig, PlatformConfig, Sensitive};
 use tokio_util::sync::CancellationToken;
 
+use meshd_sinks::iceberg::commit::MetadataCommitter;
+
 use crate::RuntimeError;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -134,6 +136,7 @@ impl Process {
         let key = masking_key(&self.platform.masking)?;
         let policies = PolicySet::from_config(&self.platform.governance)?;
         let catalog = meshd_sinks::iceberg::open_catalog(&self.platform).await?;
+        let committer = MetadataCommitter::open(&self.platform).await?;
         let mut tasks = tokio::task::JoinSet::new();
         let mut failed = 0;
         for path in &self.descriptors {
@@ -167,6 +170,7 @@ impl Process {
                 product,
                 platform: Arc::clone(&self.platform),
                 catalog: Arc::clone(&catalog),
+                committer: committer.clone(),
                 masking_key: key.clone(),
                 metrics: self.metrics.clone(),
                 health: self.health.clone(),

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use meshd_config::{DataProduct, OutputPort, PlatformConfig};
 use meshd_sinks::SinkError;
+use meshd_sinks::iceberg::commit::MetadataCommitter;
 use meshd_sinks::iceberg::evolution::{self, Change};
 use meshd_sinks::iceberg::properties::{self, PropertyChange};
 use meshd_sinks::iceberg::{TableSpec, table_location};
@@ -202,18 +203,19 @@ pub async fn plan(catalog: &dyn Catalog, spec: &TableSpec) -> Result<TablePlan, 
 /// What [`evolve_table`] changed.
 #[derive(Debug, Default)]
 pub struct Evolved {
-    /// Columns added.
+    /// Schema changes applied: columns added, types widened, docs changed.
     pub columns: Vec<Change>,
     /// Properties set or removed.
     pub properties: Vec<PropertyChange>,
 }
 
-/// Applies the compatible schema changes of an existing table (new optional columns), then
-/// brings its properties up to date; fails, changing nothing, on a breaking or not-yet-supported
-/// schema change. A missing table is left to [`meshd_sinks::iceberg::OutputTable::open`],
+/// Applies the compatible schema changes of an existing table (new optional columns, type
+/// promotions, required→optional, docs), then brings its properties up to date; fails, changing
+/// nothing, on a breaking schema change. A missing table is left to [`meshd_sinks::iceberg::OutputTable::open`],
 /// which creates it with the spec's properties.
 pub async fn evolve_table(
     catalog: &dyn Catalog,
+    committer: &MetadataCommitter,
     spec: &TableSpec,
 ) -> Result<Evolved, RuntimeError> {
     let TablePlan::Evolve { changes, .. } = plan(catalog, spec).await? else {
@@ -231,11 +233,11 @@ pub async fn evolve_table(
             action: "loading the table",
             source,
         })?;
-    let table = evolution::apply(catalog, &table, &spec.schema, &changes).await?;
+    let table = evolution::apply(catalog, committer, &table, &spec.schema, &changes).await?;
     let properties = properties::apply(catalog, &table, &spec.properties).await?;
     let columns = changes
         .into_iter()
-        .filter(|c| matches!(c.kind, evolution::ChangeKind::AddOptional { .. }))
+        .filter(|c| !matches!(c.kind, evolution::ChangeKind::Breaking { .. }))
         .collect();
     Ok(Evolved {
         columns,
@@ -277,7 +279,7 @@ pub fn render_plan(product: &str, plan: &TablePlan) -> String {
             for c in changes {
                 let mark = match c.kind {
                     evolution::ChangeKind::AddOptional { .. } => "+",
-                    evolution::ChangeKind::Pending { .. } | evolution::ChangeKind::Doc => "~",
+                    evolution::ChangeKind::Widen { .. } | evolution::ChangeKind::Doc => "~",
                     evolution::ChangeKind::Breaking { .. } => "REFUSED",
                 };
                 let _ = writeln!(out, "  {mark} {c}");

@@ -171,6 +171,12 @@ impl Product {
         self
     }
 
+    /// The first output port's schema replaced by `schema`.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = schema;
+        self
+    }
+
     /// The first output port's schema gains `field` (a JSON field object).
     pub fn with_field(mut self, field: Value) -> Self {
         self.schema = self.schema.with_field(field);
@@ -274,6 +280,12 @@ impl Schema {
     pub fn with_field(mut self, field: Value) -> Self {
         assert!(field["name"].is_string(), "a field needs a name: {field}");
         self.fields_mut().push(field);
+        self
+    }
+
+    /// The field named `column` with `key` (`type`, `doc`) set to `value`, in its place.
+    pub fn with_attribute(mut self, column: &str, key: &str, value: Value) -> Self {
+        self.field_mut(column).insert(key.to_string(), value);
         self
     }
 

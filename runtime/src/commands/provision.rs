@@ -10,6 +10,7 @@ use meshd_runtime::governance::registry::{self, Versions};
 use meshd_runtime::provision;
 use meshd_runtime::registry::Registry;
 use meshd_sinks::iceberg::OutputTable;
+use meshd_sinks::iceberg::commit::MetadataCommitter;
 
 use super::ProductArgs;
 
@@ -24,6 +25,7 @@ pub async fn exec(args: ProductArgs) -> anyhow::Result<ExitCode> {
 pub(super) async fn plan_products(args: &ProductArgs, apply: bool) -> anyhow::Result<ExitCode> {
     let platform = args.platform()?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    let committer = MetadataCommitter::open(&platform).await?;
     let mut refused = false;
     let registry = match &platform.schema_registry {
         Some(config) => Some(Registry::new(config)?),
@@ -57,7 +59,7 @@ pub(super) async fn plan_products(args: &ProductArgs, apply: bool) -> anyhow::Re
             }
             meshd_sinks::iceberg::probe_location(&platform, &spec.location).await?;
             println!("  {} is writable", spec.location);
-            provision::evolve_table(catalog.as_ref(), &spec).await?;
+            provision::evolve_table(catalog.as_ref(), &committer, &spec).await?;
             OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group()).await?;
             println!("  applied");
         }

@@ -41,6 +41,7 @@ use meshd_config::{DataProduct, PlatformConfig, Sensitive};
 use meshd_sinks::SinkError;
 use meshd_sinks::dead_letter::DeadLetterOutput;
 use meshd_sinks::iceberg::Offsets;
+use meshd_sinks::iceberg::commit::MetadataCommitter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +93,8 @@ pub struct WorkerContext {
     pub platform: Arc<PlatformConfig>,
     /// The shared catalog.
     pub catalog: Arc<dyn Catalog>,
+    /// meshd's own metadata commits to it (schema widening).
+    pub committer: MetadataCommitter,
     /// The masking key, if configured.
     pub masking_key: Option<Sensitive<Vec<u8>>>,
     /// Process metrics.

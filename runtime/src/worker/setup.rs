@@ -156,7 +156,7 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
     } else if port.location.contains("://") {
         tracing::info!(product = %name, location = %port.location, mapped_to = %spec.location, "No object storage configured: the s3:// location is placed under the local warehouse.");
     }
-    let evolved = provision::evolve_table(ctx.catalog.as_ref(), &spec).await?;
+    let evolved = provision::evolve_table(ctx.catalog.as_ref(), &ctx.committer, &spec).await?;
     let table_name = format!("{}.{}", spec.namespace, spec.name);
     for change in evolved.columns {
         tracing::info!(product = %name, table = %table_name, "Schema evolved: {change}.");

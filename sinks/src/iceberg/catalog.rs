@@ -160,12 +160,21 @@ fn with_password(uri: String, config: &PlatformConfig) -> Result<String, SinkErr
 /// connection string).
 fn without_secrets(error: iceberg::Error, config: &PlatformConfig) -> iceberg::Error {
     let text = error.to_string();
+    let cleaned = scrub(&text, config);
+    if cleaned == text {
+        return error;
+    }
+    iceberg::Error::new(error.kind(), cleaned).with_retryable(error.retryable())
+}
+
+/// `text` with every configured catalog secret replaced by `[redacted]`.
+pub(super) fn scrub(text: &str, config: &PlatformConfig) -> String {
     let secrets = [
         config.catalog.password.as_ref(),
         config.catalog.credential.as_ref(),
         config.catalog.token.as_ref(),
     ];
-    let mut cleaned = text.clone();
+    let mut cleaned = text.to_string();
     for secret in secrets.into_iter().flatten() {
         if !secret.expose().is_empty() {
             cleaned = cleaned.replace(secret.expose().as_str(), "[redacted]");
@@ -177,10 +186,17 @@ fn without_secrets(error: iceberg::Error, config: &PlatformConfig) -> iceberg::E
     {
         cleaned = cleaned.replace(&pass, "[redacted]");
     }
-    if cleaned == text {
-        return error;
-    }
-    iceberg::Error::new(error.kind(), cleaned).with_retryable(error.retryable())
+    cleaned
+}
+
+/// The SQL catalog's database URI with its password, and whether it binds `$1` (PostgreSQL)
+/// rather than `?` (SQLite): what meshd's own metadata commit connects with.
+pub(super) fn sql_connection(config: &PlatformConfig) -> Result<(String, bool), SinkError> {
+    let (uri, style) = sql_uri(&config.catalog.uri)?;
+    Ok((
+        with_password(uri, config)?,
+        matches!(style, SqlBindStyle::DollarNumeric),
+    ))
 }
 
 /// sqlx wants `mode=rwc` to create a SQLite file, and its folder must exist.

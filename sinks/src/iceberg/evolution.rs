@@ -4,19 +4,20 @@
 //! decimal precision widening, required→optional, doc changes. Breaking: a dropped or renamed
 //! column, a new required column, narrowing, optional→required, any other type change.
 //!
-//! Only new optional columns are applied for now: iceberg-rust 0.10's `update_schema` adds and
-//! deletes columns but cannot promote types or change docs, so such changes are listed as
-//! compatible but pending, and a worker refuses to write until they are applied elsewhere;
-//! a doc change is listed only, and blocks nothing (a column's governance metadata travels
-//! as table properties instead, see [`super::properties`]).
+//! Every compatible change is applied, by `meshd provision` and by a worker on start: new
+//! optional columns through iceberg-rust's `update_schema` (which assigns their ids), then type
+//! promotions, required→optional and doc changes as one new current schema (same field ids)
+//! through meshd's own metadata commit ([`super::commit`]): iceberg-rust 0.10's `update_schema`
+//! cannot change a type or a doc.
 
 use std::fmt;
 
-use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, StructType, Type};
+use iceberg::spec::{NestedField, NestedFieldRef, PrimitiveType, Schema, StructType, Type};
 use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
-use iceberg::{Catalog, table::Table};
+use iceberg::{Catalog, TableRequirement, TableUpdate, table::Table};
 use serde::Serialize;
 
+use super::commit::{MetadataChange, MetadataCommitter, commit_with_rebase};
 use crate::SinkError;
 
 /// What happens to one column.
@@ -29,10 +30,11 @@ pub enum ChangeKind {
         #[serde(rename = "type")]
         ty: String,
     },
-    /// Only the doc differs: listed, not applied, and harmless to writers.
+    /// Only the doc differs: applied with the column's id unchanged.
     Doc,
-    /// Compatible, but not applied by this version (type promotion, required→optional).
-    Pending {
+    /// A type promotion or required→optional: applied as a new schema, same field ids; old
+    /// data files read as the wider type.
+    Widen {
         /// What would change.
         what: String,
     },
@@ -59,16 +61,8 @@ impl fmt::Display for Change {
             ChangeKind::AddOptional { ty } => {
                 write!(f, "add optional column `{}` ({ty})", self.column)
             }
-            ChangeKind::Doc => write!(
-                f,
-                "column `{}`: doc changes (not applied by this version; harmless)",
-                self.column
-            ),
-            ChangeKind::Pending { what } => write!(
-                f,
-                "column `{}`: {what} (compatible; not applied by this version)",
-                self.column
-            ),
+            ChangeKind::Doc => write!(f, "column `{}`: doc changes", self.column),
+            ChangeKind::Widen { what } => write!(f, "column `{}`: {what}", self.column),
             ChangeKind::Breaking { why } => write!(f, "column `{}`: {why}", self.column),
         }
     }
@@ -129,7 +123,7 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
         (a, b) if same_type(a, b) => {}
         (Type::Primitive(a), Type::Primitive(b)) if promotable(a, b) => push(
             out,
-            ChangeKind::Pending {
+            ChangeKind::Widen {
                 what: format!("widen {a} to {b}"),
             },
         ),
@@ -153,7 +147,7 @@ fn diff_field(have: &NestedFieldRef, want: &NestedFieldRef, column: &str, out: &
         ),
         (true, false) => push(
             out,
-            ChangeKind::Pending {
+            ChangeKind::Widen {
                 what: "required → optional".into(),
             },
         ),
@@ -237,26 +231,127 @@ pub fn has_breaking(changes: &[Change]) -> bool {
         .any(|c| matches!(c.kind, ChangeKind::Breaking { .. }))
 }
 
-/// Applies the new optional columns in one schema update; returns the updated table.
-/// Fails, applying nothing, if any change is breaking or pending, naming each one.
+/// Applies every compatible change: the new optional columns in one schema update, then the
+/// widenings and doc changes as a new current schema. Fails, applying nothing, if any change is
+/// breaking, naming each one. Returns the updated table.
 pub async fn apply(
+    catalog: &dyn Catalog,
+    committer: &MetadataCommitter,
+    table: &Table,
+    desired: &Schema,
+    changes: &[Change],
+) -> Result<Table, SinkError> {
+    let name = table.identifier().to_string();
+    let breaking: Vec<String> = changes
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::Breaking { .. }))
+        .map(Change::to_string)
+        .collect();
+    if !breaking.is_empty() {
+        return Err(SinkError::SchemaChange {
+            table: name,
+            changes: breaking.join("; "),
+        });
+    }
+    let table = add_columns(catalog, table, desired, changes).await?;
+    if !changes
+        .iter()
+        .any(|c| matches!(c.kind, ChangeKind::Widen { .. } | ChangeKind::Doc))
+    {
+        return Ok(table);
+    }
+    commit_with_rebase(
+        catalog,
+        committer,
+        table.identifier(),
+        "committing the widened schema",
+        |now| {
+            let current = now.metadata().current_schema();
+            let changes = diff(current, desired);
+            if has_breaking(&changes) {
+                return Err(SinkError::SchemaChange {
+                    table: now.identifier().to_string(),
+                    changes: changes
+                        .iter()
+                        .map(Change::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+            }
+            let Some(schema) = widened(current, desired).map_err(|source| SinkError::Table {
+                table: now.identifier().to_string(),
+                action: "building the widened schema",
+                source,
+            })?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(MetadataChange {
+                requirements: vec![TableRequirement::CurrentSchemaIdMatch {
+                    current_schema_id: current.schema_id(),
+                }],
+                updates: vec![
+                    TableUpdate::AddSchema { schema },
+                    TableUpdate::SetCurrentSchema { schema_id: -1 },
+                ],
+            }))
+        },
+    )
+    .await
+}
+
+/// `current` with every type promotion, required→optional and doc change `desired` asks for,
+/// field ids kept; `None` when nothing differs.
+pub fn widened(current: &Schema, desired: &Schema) -> iceberg::Result<Option<Schema>> {
+    let fields = widen_struct(current.as_struct(), desired.as_struct());
+    if fields == current.as_struct().fields() {
+        return Ok(None);
+    }
+    Schema::builder()
+        .with_schema_id(current.schema_id() + 1)
+        .with_identifier_field_ids(current.identifier_field_ids())
+        .with_fields(fields)
+        .build()
+        .map(Some)
+}
+
+fn widen_struct(current: &StructType, desired: &StructType) -> Vec<NestedFieldRef> {
+    current
+        .fields()
+        .iter()
+        .map(|have| match desired.field_by_name(&have.name) {
+            Some(want) => std::sync::Arc::new(widen_field(have, want)),
+            None => have.clone(),
+        })
+        .collect()
+}
+
+fn widen_field(have: &NestedField, want: &NestedField) -> NestedField {
+    let mut field = have.clone();
+    match (&*have.field_type, &*want.field_type) {
+        (Type::Struct(a), Type::Struct(b)) => {
+            field.field_type = Box::new(Type::Struct(StructType::new(widen_struct(a, b))));
+        }
+        (Type::Primitive(a), Type::Primitive(b)) if promotable(a, b) => {
+            field.field_type = want.field_type.clone();
+        }
+        _ => {}
+    }
+    if have.required && !want.required {
+        field.required = false;
+    }
+    field.doc = want.doc.clone();
+    field
+}
+
+/// The new optional columns in one schema update through iceberg-rust (it assigns their ids).
+async fn add_columns(
     catalog: &dyn Catalog,
     table: &Table,
     desired: &Schema,
     changes: &[Change],
 ) -> Result<Table, SinkError> {
     let name = table.identifier().to_string();
-    let blocking: Vec<String> = changes
-        .iter()
-        .filter(|c| !matches!(c.kind, ChangeKind::AddOptional { .. } | ChangeKind::Doc))
-        .map(Change::to_string)
-        .collect();
-    if !blocking.is_empty() {
-        return Err(SinkError::SchemaChange {
-            table: name,
-            changes: blocking.join("; "),
-        });
-    }
     if !changes
         .iter()
         .any(|c| matches!(c.kind, ChangeKind::AddOptional { .. }))
@@ -369,16 +464,16 @@ mod tests {
                 .filter(|c| c.column == col)
                 .map(|c| match c.kind {
                     ChangeKind::AddOptional { .. } => "add",
-                    ChangeKind::Pending { .. } => "pending",
+                    ChangeKind::Widen { .. } => "widen",
                     ChangeKind::Doc => "doc",
                     ChangeKind::Breaking { .. } => "breaking",
                 })
                 .collect()
         };
-        assert_eq!(kind("id"), vec!["pending"]);
+        assert_eq!(kind("id"), vec!["widen"]);
         assert_eq!(kind("name"), vec!["breaking"]);
         assert_eq!(kind("gone"), vec!["breaking"]);
-        assert_eq!(kind("amount"), vec!["pending"]);
+        assert_eq!(kind("amount"), vec!["widen"]);
         assert_eq!(kind("flag"), vec!["breaking"]);
         assert_eq!(kind("note"), vec!["add"]);
         assert_eq!(kind("must"), vec!["breaking"]);

@@ -1,12 +1,14 @@
 //! The Iceberg output port: catalog, table placement, data files and exactly-once commits.
 
 mod catalog;
+pub mod commit;
 pub mod evolution;
 pub mod expire;
 pub mod object_storage;
 pub mod offsets;
 pub mod orphans;
 pub mod properties;
+mod rest;
 mod table;
 mod writer;
 
