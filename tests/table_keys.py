@@ -8,12 +8,22 @@ shipping the whole table through JSON; under "duckdb" the same counts from DuckD
 extension reading the table's current metadata file (a second reader of every data file).
 """
 
+import datetime
 import json
 import sys
 
 import pyarrow.compute as pc
 
 import catalog as test_catalog
+
+
+def plain(value):
+    """Timestamps as epoch milliseconds, so JSON carries them."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return int(value.timestamp() * 1000)
+    return value
 
 
 def main():
@@ -37,8 +47,8 @@ def main():
             {
                 "rows": len(keys),
                 "distinct": len(counts),
-                "min": pc.min(keys).as_py(),
-                "max": pc.max(keys).as_py(),
+                "min": plain(pc.min(keys).as_py()),
+                "max": plain(pc.max(keys).as_py()),
                 "repeated": repeated,
                 "duckdb": {"rows": rows, "distinct": distinct},
             }

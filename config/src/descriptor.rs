@@ -367,9 +367,9 @@ pub struct Policies {
     /// Who may read, and which rows.
     #[serde(default)]
     pub access_control: Option<AccessControl>,
-    /// How long data is kept (`7years`).
+    /// How long data is kept (`7years`), and by which time column.
     #[serde(default)]
-    pub retention: Option<HumanDuration>,
+    pub retention: Option<crate::Retention>,
 }
 
 /// Read access: a role and a row filter.
@@ -536,6 +536,24 @@ impl DataProduct {
                             Some(format!(
                                 "rename the schema's `{KAFKA_COLUMN}` column, or drop `kafka`"
                             )),
+                        ));
+                    }
+                    if let Some(retention) = &spec
+                        .spec
+                        .policies
+                        .as_ref()
+                        .and_then(|p| p.retention.clone())
+                        && let Err(message) = retention.column_for(&schema, &port.partitioning)
+                    {
+                        let key = if retention.column.is_some() {
+                            "spec.policies.retention.column"
+                        } else {
+                            "spec.policies.retention"
+                        };
+                        diagnostics.push(at(
+                            key.into(),
+                            format!("retention cannot age the rows of output port {i}: {message}"),
+                            Some("name the time column: `retention: {period: \"7years\", column: <date or timestamp column>}`, or partition the port by day(<column>)".into()),
                         ));
                     }
                     for (j, field) in port.partitioning.iter().enumerate() {

@@ -13,6 +13,7 @@ mod locate;
 mod masking;
 mod platform;
 pub mod policy;
+mod retention;
 mod schema;
 mod startup;
 mod units;
@@ -30,6 +31,7 @@ pub use platform::{
     CatalogConfig, CatalogKind, GovernanceConfig, MaskingConfig, MetricsConfig, PlatformConfig,
     SchemaRegistryConfig, Sensitive,
 };
+pub use retention::Retention;
 pub use schema::{Column, ColumnType, PortSchema};
 pub use startup::startup_checks;
 pub use units::{ByteSize, HumanDuration, Ratio};

@@ -85,7 +85,10 @@ fn seed_example_parses_as_written() {
         policies.access_control.as_ref().unwrap().filter.as_deref(),
         Some("region = 'JP'")
     );
-    assert_eq!(policies.retention.as_ref().unwrap().as_str(), "7years");
+    assert_eq!(
+        policies.retention.as_ref().unwrap().period.as_str(),
+        "7years"
+    );
     let schema = &product.schemas[0];
     let email = schema.column("email").unwrap();
     assert_eq!(email.tags, vec!["PII"]);
@@ -478,4 +481,50 @@ fn empty_role_and_cleared_group_are_refused() {
             (21, "spec.policies.accessControl.piiCleared[0]".to_string())
         ]
     );
+}
+
+/// `retention` as the seed writes it ages rows by the only timestamp column; naming a column
+/// takes the map form; no usable column is an error at the key, with the fix.
+#[test]
+fn retention_finds_or_names_its_time_column() {
+    let seed = DataProduct::load(&seed_dir().join("product.yaml")).unwrap();
+    let (period, column) = seed.retention_of(0).unwrap();
+    assert_eq!(column, "event_time", "the seed's only timestamp column");
+    assert_eq!(period.as_secs(), 7 * 365 * 86_400);
+
+    let named =
+        format!("{GOOD}  policies:\n    retention:\n      period: 30days\n      column: at\n");
+    assert_eq!(
+        load(&named, SCHEMA).unwrap().retention_of(0).unwrap().1,
+        "at"
+    );
+
+    let not_time =
+        format!("{GOOD}  policies:\n    retention:\n      period: 30days\n      column: id\n");
+    let (line, _, path, shown) = first_error(&not_time, SCHEMA);
+    assert_eq!(
+        (line, path.as_str()),
+        (21, "spec.policies.retention.column"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("`id` is not a date or timestamp column"),
+        "{shown}"
+    );
+
+    let no_time = SCHEMA.replace(
+        r#"{"type":"long","logicalType":"timestamp-millis"}"#,
+        r#""long""#,
+    );
+    let plain = format!("{GOOD}  policies:\n    retention: 30days\n");
+    let (_, _, path, shown) = first_error(&plain, &no_time);
+    assert_eq!(path, "spec.policies.retention", "{shown}");
+    assert!(
+        shown.contains("no date or timestamp column") && shown.contains("column:"),
+        "{shown}"
+    );
+
+    let typo = format!("{GOOD}  policies:\n    retention:\n      perod: 30days\n");
+    let err = load(&typo, SCHEMA).unwrap_err().to_string();
+    assert!(err.contains("perod") && err.contains("period"), "{err}");
 }

@@ -1,39 +1,93 @@
-//! Table upkeep inside `meshd run`: every `maintenance.interval`, each output port's table has
-//! its old snapshots expired (what `meshd maintain` does once), beside ingestion. The catalog's
-//! optimistic commit arbitrates with the worker's appends and with other processes: a run that
-//! loses a race is counted as failed and tried again at the next interval; nothing is lost
-//! either way.
+//! Table upkeep: retention (rows older than `policies.retention` removed), then snapshot expiry
+//! (snapshots older than `maintenance.snapshotMaxAge` and the files only they used). `meshd
+//! maintain` runs [`maintain_table`] once; inside `meshd run` it runs every
+//! `maintenance.interval` beside ingestion. The catalog's optimistic commit arbitrates with the
+//! worker's appends and with other processes: retention that loses a race plans again, expiry
+//! that loses is counted as failed and tried at the next interval; nothing is lost either way.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use iceberg::{Catalog, TableIdent};
-use meshd_config::{DataProduct, PlatformConfig};
-use meshd_sinks::iceberg::expire::expire_snapshots;
+use meshd_config::{DataProduct, Maintenance, PlatformConfig};
+use meshd_sinks::SinkError;
+use meshd_sinks::iceberg::commit::MetadataCommitter;
+use meshd_sinks::iceberg::expire::{Expiry, expire_snapshots};
+use meshd_sinks::iceberg::retention::{RetentionReport, enforce_retention};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::provision;
+
+/// What one upkeep run did to a table (or would do, dry).
+#[derive(Debug, Default)]
+pub struct Upkeep {
+    /// Retention's work, when the product has a retention policy.
+    pub retention: Option<RetentionReport>,
+    /// Expiry's work.
+    pub expiry: Expiry,
+}
+
+/// One table's upkeep: retention (with `retention` = how long and by which column), then
+/// snapshot expiry.
+pub async fn maintain_table(
+    catalog: &dyn Catalog,
+    committer: &MetadataCommitter,
+    ident: &TableIdent,
+    maintenance: &Maintenance,
+    retention: Option<&(Duration, String)>,
+    dry_run: bool,
+) -> Result<Upkeep, SinkError> {
+    let retention = match retention {
+        Some((period, column)) => {
+            let cut = chrono::Utc::now().timestamp_micros()
+                - i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
+            Some(enforce_retention(catalog, committer, ident, column, cut, dry_run).await?)
+        }
+        None => None,
+    };
+    let table = catalog
+        .load_table(ident)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "loading the table",
+            source,
+        })?;
+    let expiry = expire_snapshots(
+        catalog,
+        &table,
+        maintenance.snapshot_max_age.duration(),
+        maintenance.min_snapshots,
+        dry_run,
+    )
+    .await?;
+    Ok(Upkeep { retention, expiry })
+}
 
 /// Starts the upkeep loop of one product; it ends with `shutdown`.
 pub fn spawn(
     product: &DataProduct,
     platform: &PlatformConfig,
     catalog: Arc<dyn Catalog>,
+    committer: MetadataCommitter,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     let name = product.name().to_string();
     let maintenance = product.spec.spec.maintenance.clone();
-    let tables: Vec<TableIdent> = (0..product.spec.spec.output_ports.len())
-        .filter_map(|port| {
-            let spec = provision::table_spec(platform, product, port).ok()?;
-            TableIdent::from_strs([spec.namespace, spec.name]).ok()
-        })
-        .collect();
+    let tables: Vec<(TableIdent, Option<(Duration, String)>)> =
+        (0..product.spec.spec.output_ports.len())
+            .filter_map(|port| {
+                let spec = provision::table_spec(platform, product, port).ok()?;
+                let ident = TableIdent::from_strs([spec.namespace, spec.name]).ok()?;
+                Some((ident, product.retention_of(port)))
+            })
+            .collect();
     // Every series exists from the start, so dashboards and alerts see upkeep before its first
     // run; the last success counts from the start until then.
     let started = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-    for ident in &tables {
+    for (ident, _) in &tables {
         let port = ident.to_string();
         for outcome in ["ok", "failed"] {
             metrics
@@ -41,10 +95,14 @@ pub fn spawn(
                 .with_label_values(&[&name, &port, outcome])
                 .inc_by(0);
         }
-        metrics
-            .snapshots_expired
-            .with_label_values(&[&name, &port])
-            .inc_by(0);
+        for counter in [
+            &metrics.snapshots_expired,
+            &metrics.retention_rows,
+            &metrics.retention_files,
+            &metrics.retention_bytes,
+        ] {
+            counter.with_label_values(&[&name, &port]).inc_by(0);
+        }
         metrics
             .last_maintenance_timestamp
             .with_label_values(&[&name, &port])
@@ -59,24 +117,35 @@ pub fn spawn(
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            for ident in &tables {
+            for (ident, retention) in &tables {
                 let port = ident.to_string();
                 let labels = [name.as_str(), port.as_str()];
-                let outcome = match catalog.load_table(ident).await {
-                    Ok(table) => expire_snapshots(
-                        catalog.as_ref(),
-                        &table,
-                        maintenance.snapshot_max_age.duration(),
-                        maintenance.min_snapshots,
-                        false,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                    // Not created yet (the worker has not started): nothing to keep up.
-                    Err(e) => Err(e.to_string()),
-                };
+                let outcome = maintain_table(
+                    catalog.as_ref(),
+                    &committer,
+                    ident,
+                    &maintenance,
+                    retention.as_ref(),
+                    false,
+                )
+                .await;
                 match outcome {
-                    Ok(expiry) => {
+                    Ok(Upkeep { retention, expiry }) => {
+                        if let Some(r) = retention.filter(|r| !r.is_empty()) {
+                            metrics
+                                .retention_rows
+                                .with_label_values(&labels)
+                                .inc_by(r.rows);
+                            metrics
+                                .retention_files
+                                .with_label_values(&labels)
+                                .inc_by((r.dropped + r.rewritten) as u64);
+                            metrics
+                                .retention_bytes
+                                .with_label_values(&labels)
+                                .inc_by(r.bytes);
+                            tracing::info!(product = %name, table = %port, rows = r.rows, dropped = r.dropped, rewritten = r.rewritten, "Removed rows older than the retention policy.");
+                        }
                         metrics
                             .maintenance_runs
                             .with_label_values(&[labels[0], labels[1], "ok"])

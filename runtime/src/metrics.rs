@@ -49,6 +49,12 @@ pub struct Metrics {
     pub maintenance_runs: IntCounterVec,
     /// Snapshots expired by upkeep.
     pub snapshots_expired: IntCounterVec,
+    /// Rows removed by retention: the policy at work, visible.
+    pub retention_rows: IntCounterVec,
+    /// Data files taken out of the table by retention (dropped or rewritten).
+    pub retention_files: IntCounterVec,
+    /// Bytes of those files.
+    pub retention_bytes: IntCounterVec,
     /// Unix time of the last successful upkeep run: alerting on its age catches upkeep that
     /// keeps failing before planning slows down.
     pub last_maintenance_timestamp: GaugeVec,
@@ -122,11 +128,23 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ),
     (
         "meshd_maintenance_runs_total",
-        "Table upkeep runs (snapshot expiry) by outcome: ok, failed (labels: product, port, outcome).",
+        "Table upkeep runs (retention, snapshot expiry) by outcome: ok, failed (labels: product, port, outcome).",
     ),
     (
         "meshd_snapshots_expired_total",
         "Snapshots expired by table upkeep (labels: product, port).",
+    ),
+    (
+        "meshd_retention_rows_removed_total",
+        "Rows older than the retention policy removed from the table (labels: product, port).",
+    ),
+    (
+        "meshd_retention_files_removed_total",
+        "Data files taken out of the table by retention, dropped or rewritten (labels: product, port).",
+    ),
+    (
+        "meshd_retention_bytes_removed_total",
+        "Bytes of the data files retention took out of the table (labels: product, port).",
     ),
     (
         "meshd_last_maintenance_timestamp_seconds",
@@ -198,6 +216,9 @@ impl Metrics {
                 &["product", "port", "outcome"],
             )?,
             snapshots_expired: counter("meshd_snapshots_expired_total", pp)?,
+            retention_rows: counter("meshd_retention_rows_removed_total", pp)?,
+            retention_files: counter("meshd_retention_files_removed_total", pp)?,
+            retention_bytes: counter("meshd_retention_bytes_removed_total", pp)?,
             last_maintenance_timestamp: gauge("meshd_last_maintenance_timestamp_seconds", pp)?,
             registry,
         })

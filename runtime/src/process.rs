@@ -163,6 +163,7 @@ impl Process {
                 &product,
                 &self.platform,
                 Arc::clone(&catalog),
+                committer.clone(),
                 self.metrics.clone(),
                 shutdown.clone(),
             );

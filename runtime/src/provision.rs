@@ -75,7 +75,10 @@ pub fn table_properties(product: &DataProduct, port: usize) -> HashMap<String, S
     }
     if let Some(policies) = &product.spec.spec.policies {
         if let Some(retention) = &policies.retention {
-            properties.insert("datamesh.retention".into(), retention.as_str().to_string());
+            properties.insert(
+                "datamesh.retention".into(),
+                retention.period.as_str().to_string(),
+            );
         }
         if let Some(access) = &policies.access_control {
             properties.insert("datamesh.access.role".into(), access.role.clone());

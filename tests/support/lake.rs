@@ -21,14 +21,24 @@ pub fn offsets(next: i64) -> Offsets {
 /// Appends the demo's payment events `events` to `table` in one commit that records
 /// [`TOPIC`][0] at `events.end` (and expects it at `events.start`, nothing for 0).
 pub async fn append_payments(table: &mut OutputTable, product: &DataProduct, events: Range<i64>) {
+    append_with(table, product, events, |n| {
+        meshd_runtime::demo::payment_event(n as u64, 0).1
+    })
+    .await;
+}
+
+/// [`append_payments`] with each event's JSON made by `event` (for times of a test's choosing).
+pub async fn append_with(
+    table: &mut OutputTable,
+    product: &DataProduct,
+    events: Range<i64>,
+    event: impl Fn(i64) -> Vec<u8>,
+) {
     let table_schema = Arc::new(
         iceberg::arrow::schema_to_arrow_schema(table.table().metadata().current_schema()).unwrap(),
     );
     let factory = JsonDecoderFactory::new(wire::json_wire_schema(&product.schemas[0]));
-    let payloads: Vec<Vec<u8>> = events
-        .clone()
-        .map(|n| meshd_runtime::demo::payment_event(n as u64, 0).1)
-        .collect();
+    let payloads: Vec<Vec<u8>> = events.clone().map(event).collect();
     let payloads: Vec<Option<&[u8]>> = payloads.iter().map(|e| Some(e.as_slice())).collect();
     let decoded = decode::decode_all(&factory, &payloads, 1 << 20);
     let mut files = DataFiles::new(table.table(), "t".into(), 1 << 20).unwrap();

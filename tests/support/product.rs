@@ -171,6 +171,17 @@ impl Product {
         self
     }
 
+    /// Rows are kept for `period` (`3days`).
+    pub fn retention(mut self, period: &str) -> Self {
+        if let Some(policies) = self.descriptor.spec.policies.as_mut() {
+            policies.retention = Some(meshd_config::Retention {
+                period: HumanDuration::parse(period).unwrap(),
+                column: None,
+            });
+        }
+        self
+    }
+
     /// The first output port's schema replaced by `schema`.
     pub fn schema(mut self, schema: Schema) -> Self {
         self.schema = schema;

@@ -89,7 +89,7 @@ fn policies(product: &DataProduct, columns: &[String]) -> Value {
         out.insert("accessControl".into(), Value::Object(a));
     }
     if let Some(retention) = &p.retention {
-        out.insert("retention".into(), duration(retention));
+        out.insert("retention".into(), duration(&retention.period));
     }
     Value::Object(out)
 }

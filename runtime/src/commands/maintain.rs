@@ -1,14 +1,16 @@
-//! `meshd maintain`: table upkeep once, for every output port of the given products: snapshots
-//! older than `spec.maintenance.snapshotMaxAge` are expired (keeping `minSnapshots`), the files
-//! only they used are deleted, and so are orphaned data files older than a day (left by crashes
-//! and revocations; younger ones may belong to a commit in progress). `--dry-run` says what
-//! would be done.
+//! `meshd maintain`: table upkeep once, for every output port of the given products: rows older
+//! than `policies.retention` are removed, snapshots older than
+//! `spec.maintenance.snapshotMaxAge` are expired (keeping `minSnapshots`), the files only they
+//! used are deleted, and so are orphaned data files older than a day (left by crashes and
+//! revocations; younger ones may belong to a commit in progress). `--dry-run` says what would be
+//! done.
 
 use std::process::ExitCode;
 
 use meshd_config::DataProduct;
+use meshd_runtime::maintenance::{Upkeep, maintain_table};
 use meshd_runtime::provision;
-use meshd_sinks::iceberg::expire::expire_snapshots;
+use meshd_sinks::iceberg::commit::MetadataCommitter;
 use meshd_sinks::iceberg::orphans::orphan_files;
 
 /// Orphaned data files younger than this are kept: a running worker's commit in progress
@@ -31,6 +33,7 @@ pub struct Args {
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let platform = args.products.platform()?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
+    let committer = MetadataCommitter::open(&platform).await?;
     let storage = meshd_sinks::iceberg::storage(&platform)?;
     for path in &args.products.descriptors {
         let product = DataProduct::load(path)?;
@@ -42,15 +45,43 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{ident}: no table yet (nothing committed); nothing to maintain");
                 continue;
             }
-            let table = catalog.load_table(&ident).await?;
-            let expiry = expire_snapshots(
+            let retention = product.retention_of(port);
+            let Upkeep {
+                retention: removed,
+                expiry,
+            } = maintain_table(
                 catalog.as_ref(),
-                &table,
-                maintenance.snapshot_max_age.duration(),
-                maintenance.min_snapshots,
+                &committer,
+                &ident,
+                maintenance,
+                retention.as_ref(),
                 args.dry_run,
             )
             .await?;
+            if let (Some(report), Some((_, column))) = (removed, &retention) {
+                let period = product
+                    .spec
+                    .spec
+                    .policies
+                    .as_ref()
+                    .and_then(|p| p.retention.as_ref())
+                    .map(|r| r.period.as_str().to_string())
+                    .unwrap_or_default();
+                let verb = if args.dry_run {
+                    "would remove"
+                } else {
+                    "removed"
+                };
+                let rows = if args.dry_run && report.rewritten > 0 {
+                    format!("{}+", report.rows)
+                } else {
+                    report.rows.to_string()
+                };
+                println!(
+                    "{ident}: retention {period} by {column}: {verb} {rows} row(s): {} file(s) dropped, {} rewritten",
+                    report.dropped, report.rewritten
+                );
+            }
             let (verb, files) = if args.dry_run {
                 ("would expire", "would delete")
             } else {

@@ -88,7 +88,7 @@ fn dataset(product: &DataProduct, i: usize, table: &Table<'_>) -> Vec<Value> {
     put("datamesh.sla.availability", port.sla.availability.as_str());
     if let Some(policies) = &product.spec.spec.policies {
         if let Some(retention) = &policies.retention {
-            put("datamesh.retention", retention.as_str());
+            put("datamesh.retention", retention.period.as_str());
         }
         if let Some(access) = &policies.access_control {
             put("datamesh.access.role", &access.role);

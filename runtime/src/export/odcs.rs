@@ -62,12 +62,12 @@ pub fn contract(product: &DataProduct) -> Result<Value, RuntimeError> {
     let mut custom = vec![json!({ "property": "descriptorSha256", "value": product.sha256 })];
     if let Some(policies) = &product.spec.spec.policies {
         if let Some(retention) = &policies.retention {
-            let (value, unit) = amount(retention.duration());
+            let (value, unit) = amount(retention.period.duration());
             sla.push(json!({
                 "property": "retention",
                 "value": value,
                 "unit": unit,
-                "description": format!("Rows are kept {}", retention.as_str()),
+                "description": format!("Rows are kept {}", retention.period.as_str()),
             }));
         }
         if let Some(access) = &policies.access_control {

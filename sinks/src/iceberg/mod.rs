@@ -9,6 +9,8 @@ pub mod offsets;
 pub mod orphans;
 pub mod properties;
 mod rest;
+pub mod retention;
+pub mod rewrite;
 mod table;
 mod writer;
 
