@@ -98,9 +98,13 @@ pub struct Maintenance {
     /// Snapshots always kept, however old (the newest ones).
     #[serde(default = "default_min_snapshots")]
     pub min_snapshots: usize,
-    /// How often `meshd run` expires snapshots in the background, beside ingestion.
+    /// How often `meshd run` keeps tables up in the background, beside ingestion.
     #[serde(default = "default_maintenance_interval")]
     pub interval: HumanDuration,
+    /// A partition with more small files than this (below half of `commit.targetFileSize`) is
+    /// compacted into target-size files.
+    #[serde(default = "default_max_files_per_partition")]
+    pub max_files_per_partition: usize,
 }
 
 impl Default for Maintenance {
@@ -109,8 +113,13 @@ impl Default for Maintenance {
             snapshot_max_age: default_snapshot_max_age(),
             min_snapshots: default_min_snapshots(),
             interval: default_maintenance_interval(),
+            max_files_per_partition: default_max_files_per_partition(),
         }
     }
+}
+
+fn default_max_files_per_partition() -> usize {
+    10
 }
 
 fn default_snapshot_max_age() -> HumanDuration {

@@ -1,5 +1,6 @@
-//! Table upkeep: retention (rows older than `policies.retention` removed), then snapshot expiry
-//! (snapshots older than `maintenance.snapshotMaxAge` and the files only they used). `meshd
+//! Table upkeep: retention (rows older than `policies.retention` removed), compaction (small
+//! files of a partition rewritten into target-size files), then snapshot expiry (snapshots older
+//! than `maintenance.snapshotMaxAge` and the files only they used). `meshd
 //! maintain` runs [`maintain_table`] once; inside `meshd run` it runs every
 //! `maintenance.interval` beside ingestion. The catalog's optimistic commit arbitrates with the
 //! worker's appends and with other processes: retention that loses a race plans again, expiry
@@ -12,6 +13,7 @@ use iceberg::{Catalog, TableIdent};
 use meshd_config::{DataProduct, Maintenance, PlatformConfig};
 use meshd_sinks::SinkError;
 use meshd_sinks::iceberg::commit::MetadataCommitter;
+use meshd_sinks::iceberg::compact::{Compaction, compact};
 use meshd_sinks::iceberg::expire::{Expiry, expire_snapshots};
 use meshd_sinks::iceberg::retention::{RetentionReport, enforce_retention};
 use tokio_util::sync::CancellationToken;
@@ -24,21 +26,53 @@ use crate::provision;
 pub struct Upkeep {
     /// Retention's work, when the product has a retention policy.
     pub retention: Option<RetentionReport>,
+    /// Compaction's work.
+    pub compaction: Compaction,
     /// Expiry's work.
     pub expiry: Expiry,
 }
 
-/// One table's upkeep: retention (with `retention` = how long and by which column), then
-/// snapshot expiry.
+/// What upkeep needs to know of one output port's table.
+#[derive(Debug, Clone)]
+pub struct TableUpkeep {
+    /// The table.
+    pub ident: TableIdent,
+    /// How long rows are kept, and the column that ages them.
+    pub retention: Option<(Duration, String)>,
+    /// The port's `commit.targetFileSize`: what compaction writes.
+    pub target_file_size: u64,
+}
+
+impl TableUpkeep {
+    /// Output port `port` of `product` on `platform`.
+    pub fn of(
+        platform: &PlatformConfig,
+        product: &DataProduct,
+        port: usize,
+    ) -> Result<Self, crate::RuntimeError> {
+        let spec = provision::table_spec(platform, product, port)?;
+        let ident = TableIdent::new(iceberg::NamespaceIdent::new(spec.namespace), spec.name);
+        Ok(Self {
+            ident,
+            retention: product.retention_of(port),
+            target_file_size: product.spec.spec.output_ports[port]
+                .commit
+                .target_file_size
+                .0,
+        })
+    }
+}
+
+/// One table's upkeep: retention, compaction, then snapshot expiry.
 pub async fn maintain_table(
     catalog: &dyn Catalog,
     committer: &MetadataCommitter,
-    ident: &TableIdent,
+    table: &TableUpkeep,
     maintenance: &Maintenance,
-    retention: Option<&(Duration, String)>,
     dry_run: bool,
 ) -> Result<Upkeep, SinkError> {
-    let retention = match retention {
+    let ident = &table.ident;
+    let retention = match &table.retention {
         Some((period, column)) => {
             let cut = chrono::Utc::now().timestamp_micros()
                 - i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
@@ -46,6 +80,15 @@ pub async fn maintain_table(
         }
         None => None,
     };
+    let compaction = compact(
+        catalog,
+        committer,
+        ident,
+        table.target_file_size,
+        maintenance.max_files_per_partition,
+        dry_run,
+    )
+    .await?;
     let table = catalog
         .load_table(ident)
         .await
@@ -62,7 +105,11 @@ pub async fn maintain_table(
         dry_run,
     )
     .await?;
-    Ok(Upkeep { retention, expiry })
+    Ok(Upkeep {
+        retention,
+        compaction,
+        expiry,
+    })
 }
 
 /// Starts the upkeep loop of one product; it ends with `shutdown`.
@@ -76,19 +123,14 @@ pub fn spawn(
 ) {
     let name = product.name().to_string();
     let maintenance = product.spec.spec.maintenance.clone();
-    let tables: Vec<(TableIdent, Option<(Duration, String)>)> =
-        (0..product.spec.spec.output_ports.len())
-            .filter_map(|port| {
-                let spec = provision::table_spec(platform, product, port).ok()?;
-                let ident = TableIdent::from_strs([spec.namespace, spec.name]).ok()?;
-                Some((ident, product.retention_of(port)))
-            })
-            .collect();
+    let tables: Vec<TableUpkeep> = (0..product.spec.spec.output_ports.len())
+        .filter_map(|port| TableUpkeep::of(platform, product, port).ok())
+        .collect();
     // Every series exists from the start, so dashboards and alerts see upkeep before its first
     // run; the last success counts from the start until then.
     let started = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-    for (ident, _) in &tables {
-        let port = ident.to_string();
+    for table in &tables {
+        let port = table.ident.to_string();
         for outcome in ["ok", "failed"] {
             metrics
                 .maintenance_runs
@@ -97,6 +139,7 @@ pub fn spawn(
         }
         for counter in [
             &metrics.snapshots_expired,
+            &metrics.compacted_files,
             &metrics.retention_rows,
             &metrics.retention_files,
             &metrics.retention_bytes,
@@ -117,20 +160,24 @@ pub fn spawn(
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            for (ident, retention) in &tables {
-                let port = ident.to_string();
+            for table in &tables {
+                let port = table.ident.to_string();
                 let labels = [name.as_str(), port.as_str()];
-                let outcome = maintain_table(
-                    catalog.as_ref(),
-                    &committer,
-                    ident,
-                    &maintenance,
-                    retention.as_ref(),
-                    false,
-                )
-                .await;
+                let outcome =
+                    maintain_table(catalog.as_ref(), &committer, table, &maintenance, false).await;
                 match outcome {
-                    Ok(Upkeep { retention, expiry }) => {
+                    Ok(Upkeep {
+                        retention,
+                        compaction,
+                        expiry,
+                    }) => {
+                        if compaction.files_out > 0 {
+                            metrics
+                                .compacted_files
+                                .with_label_values(&labels)
+                                .inc_by(compaction.files_in as u64);
+                            tracing::info!(product = %name, table = %port, files_in = compaction.files_in, files_out = compaction.files_out, partitions = compaction.partitions, "Compacted small files.");
+                        }
                         if let Some(r) = retention.filter(|r| !r.is_empty()) {
                             metrics
                                 .retention_rows

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub maintenance_runs: IntCounterVec,
     /// Snapshots expired by upkeep.
     pub snapshots_expired: IntCounterVec,
+    /// Small files replaced by compaction.
+    pub compacted_files: IntCounterVec,
     /// Rows removed by retention: the policy at work, visible.
     pub retention_rows: IntCounterVec,
     /// Data files taken out of the table by retention (dropped or rewritten).
@@ -135,6 +137,10 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
         "Snapshots expired by table upkeep (labels: product, port).",
     ),
     (
+        "meshd_compacted_files_total",
+        "Small data files compaction replaced with target-size files (labels: product, port).",
+    ),
+    (
         "meshd_retention_rows_removed_total",
         "Rows older than the retention policy removed from the table (labels: product, port).",
     ),
@@ -216,6 +222,7 @@ impl Metrics {
                 &["product", "port", "outcome"],
             )?,
             snapshots_expired: counter("meshd_snapshots_expired_total", pp)?,
+            compacted_files: counter("meshd_compacted_files_total", pp)?,
             retention_rows: counter("meshd_retention_rows_removed_total", pp)?,
             retention_files: counter("meshd_retention_files_removed_total", pp)?,
             retention_bytes: counter("meshd_retention_bytes_removed_total", pp)?,

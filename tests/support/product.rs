@@ -118,11 +118,16 @@ impl Product {
         min_snapshots: usize,
         interval: Duration,
     ) -> Self {
-        self.descriptor.spec.maintenance = meshd_config::Maintenance {
-            snapshot_max_age: human(max_age),
-            min_snapshots,
-            interval: human(interval),
-        };
+        let maintenance = &mut self.descriptor.spec.maintenance;
+        maintenance.snapshot_max_age = human(max_age);
+        maintenance.min_snapshots = min_snapshots;
+        maintenance.interval = human(interval);
+        self
+    }
+
+    /// A partition with more than `files` small files is compacted by upkeep.
+    pub fn compact_above(mut self, files: usize) -> Self {
+        self.descriptor.spec.maintenance.max_files_per_partition = files;
         self
     }
 

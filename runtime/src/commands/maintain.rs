@@ -8,8 +8,7 @@
 use std::process::ExitCode;
 
 use meshd_config::DataProduct;
-use meshd_runtime::maintenance::{Upkeep, maintain_table};
-use meshd_runtime::provision;
+use meshd_runtime::maintenance::{TableUpkeep, Upkeep, maintain_table};
 use meshd_sinks::iceberg::commit::MetadataCommitter;
 use meshd_sinks::iceberg::orphans::orphan_files;
 
@@ -39,26 +38,25 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         let product = DataProduct::load(path)?;
         let maintenance = &product.spec.spec.maintenance;
         for port in 0..product.spec.spec.output_ports.len() {
-            let spec = provision::table_spec(&platform, &product, port)?;
-            let ident = iceberg::TableIdent::from_strs([&spec.namespace, &spec.name])?;
+            let upkeep = TableUpkeep::of(&platform, &product, port)?;
+            let ident = upkeep.ident.clone();
             if !catalog.table_exists(&ident).await? {
                 println!("{ident}: no table yet (nothing committed); nothing to maintain");
                 continue;
             }
-            let retention = product.retention_of(port);
             let Upkeep {
                 retention: removed,
+                compaction,
                 expiry,
             } = maintain_table(
                 catalog.as_ref(),
                 &committer,
-                &ident,
+                &upkeep,
                 maintenance,
-                retention.as_ref(),
                 args.dry_run,
             )
             .await?;
-            if let (Some(report), Some((_, column))) = (removed, &retention) {
+            if let (Some(report), Some((_, column))) = (removed, &upkeep.retention) {
                 let period = product
                     .spec
                     .spec
@@ -80,6 +78,22 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 println!(
                     "{ident}: retention {period} by {column}: {verb} {rows} row(s): {} file(s) dropped, {} rewritten",
                     report.dropped, report.rewritten
+                );
+            }
+            if compaction.gave_up {
+                println!(
+                    "{ident}: compaction gave up: another run removed one of its {} files first; nothing changed",
+                    compaction.files_in
+                );
+            } else {
+                let verb = if args.dry_run {
+                    "would compact"
+                } else {
+                    "compacted"
+                };
+                println!(
+                    "{ident}: {verb} {} small file(s) in {} partition(s) into {} file(s)",
+                    compaction.files_in, compaction.partitions, compaction.files_out
                 );
             }
             let (verb, files) = if args.dry_run {

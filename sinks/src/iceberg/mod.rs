@@ -2,6 +2,7 @@
 
 mod catalog;
 pub mod commit;
+pub mod compact;
 pub mod evolution;
 pub mod expire;
 pub mod object_storage;

@@ -13,8 +13,6 @@
 
 use std::collections::BTreeSet;
 
-use futures::TryStreamExt;
-use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::expr::Reference;
 use iceberg::spec::{
     DataFile, Datum, PartitionSpec, PrimitiveLiteral, PrimitiveType, Transform, Type,
@@ -23,8 +21,7 @@ use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableIdent};
 
 use super::commit::MetadataCommitter;
-use super::rewrite::{self, Rewrite};
-use super::writer::DataFiles;
+use super::rewrite::{self, Outcome, Rewrite};
 use crate::SinkError;
 
 /// How many times a retention run plans again after losing a race.
@@ -100,7 +97,6 @@ pub async fn enforce_retention(
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default(),
         );
-        let new_files: Vec<String> = added.iter().map(|f| f.file_path().to_string()).collect();
         let rewrite = Rewrite {
             remove: plan
                 .drop
@@ -111,22 +107,21 @@ pub async fn enforce_retention(
             add: added,
             summary,
         };
-        let (e, written) = match rewrite::prepare(&table, rewrite).await {
-            Ok(prepared) => {
-                let written = prepared.written.clone();
-                match committer.commit(&table, prepared.change).await {
-                    Ok(()) => return Ok(report),
-                    Err(e) => (e, written),
-                }
+        match rewrite::commit_rewrite(catalog, committer, ident, &rewrite).await? {
+            Outcome::Committed(_) => return Ok(report),
+            Outcome::Stale if attempt < ATTEMPTS => {
+                tracing::info!(table = %ident, attempt, "Another run removed files this retention meant to; planning again.");
             }
-            Err(e) => (e, Vec::new()),
-        };
-        rewrite::discard(&table, written.into_iter().chain(new_files)).await;
-        if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < ATTEMPTS {
-            tracing::info!(table = %ident, attempt, "Retention lost a race with another commit; planning again.");
-            continue;
+            Outcome::Stale => {
+                return Err(failed(
+                    "removing expired rows",
+                    iceberg::Error::new(
+                        ErrorKind::CatalogCommitConflicts,
+                        "the files kept changing under it; the next run tries again",
+                    ),
+                ));
+            }
         }
-        return Err(failed("committing the retention delete", e));
     }
 }
 
@@ -201,12 +196,6 @@ async fn keep_younger(
     if plan.straddle.is_empty() {
         return Ok((0, Vec::new()));
     }
-    let name = table.identifier().to_string();
-    let failed = |action, source| SinkError::Table {
-        table: name.clone(),
-        action,
-        source,
-    };
     let paths: BTreeSet<&str> = plan.straddle.iter().map(DataFile::file_path).collect();
     let field_type = table
         .metadata()
@@ -220,35 +209,7 @@ async fn keep_younger(
     let keep = Reference::new(column)
         .greater_than_or_equal_to(cut)
         .or(Reference::new(column).is_null());
-    let scan = table
-        .scan()
-        .with_filter(keep)
-        .build()
-        .map_err(|e| failed("planning the rewrite", e))?;
-    let tasks: Vec<_> = scan
-        .plan_files()
-        .await
-        .map_err(|e| failed("planning the rewrite", e))?
-        .try_filter(|task| std::future::ready(paths.contains(task.data_file_path())))
-        .try_collect()
-        .await
-        .map_err(|e| failed("planning the rewrite", e))?;
-    let reader =
-        ArrowReaderBuilder::new(table.file_io().clone(), iceberg::Runtime::current()).build();
-    let mut batches = reader
-        .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
-        .map_err(|e| failed("reading the files the cut falls in", e))?
-        .stream();
-    let mut files = DataFiles::new(table, "retention".into(), 128 << 20)?;
-    while let Some(batch) = batches
-        .try_next()
-        .await
-        .map_err(|e| failed("reading the files the cut falls in", e))?
-    {
-        files.write(batch).await?;
-    }
-    let kept = files.rows();
-    Ok((kept, files.close().await?))
+    rewrite::copy_files(table, &paths, Some(keep), 128 << 20, "retention").await
 }
 
 /// A time column's unit: what its values and bounds count.

@@ -17,10 +17,16 @@ use iceberg::spec::{
     SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
-use iceberg::{Error, ErrorKind, TableRequirement, TableUpdate};
+use iceberg::{Catalog, Error, ErrorKind, TableIdent, TableRequirement, TableUpdate};
 
-use super::commit::MetadataChange;
+use futures::TryStreamExt;
+use iceberg::arrow::ArrowReaderBuilder;
+use iceberg::expr::Predicate;
+
+use super::commit::{MetadataChange, MetadataCommitter};
 use super::offsets;
+use super::writer::DataFiles;
+use crate::SinkError;
 
 /// What a rewrite commit removes and adds.
 #[derive(Debug, Default)]
@@ -43,9 +49,74 @@ pub struct Prepared {
     pub removed: Vec<DataFile>,
 }
 
-/// Builds the snapshot for `rewrite` on `table`'s current snapshot. Fails if a file to remove is
-/// not live there (someone removed it first: the caller plans again).
-pub async fn prepare(table: &Table, rewrite: Rewrite) -> Result<Prepared, Error> {
+/// How a rewrite commit ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Committed; the files it removed.
+    Committed(Vec<DataFile>),
+    /// Some file to remove is no longer live (another maintenance run removed it first): the
+    /// added files were deleted again and nothing changed.
+    Stale,
+}
+
+/// How many times a rewrite is rebased onto commits that landed meanwhile.
+const REBASES: usize = 10;
+
+/// Commits `rewrite` on the current snapshot of `ident`; when another commit lands first (a
+/// worker's append), rebases onto it as long as every file to remove is still live there, and
+/// gives up cleanly ([`Outcome::Stale`]) when one is not.
+pub async fn commit_rewrite(
+    catalog: &dyn Catalog,
+    committer: &MetadataCommitter,
+    ident: &TableIdent,
+    rewrite: &Rewrite,
+) -> Result<Outcome, SinkError> {
+    let failed = |action, source| SinkError::Table {
+        table: ident.to_string(),
+        action,
+        source,
+    };
+    let added: Vec<String> = rewrite
+        .add
+        .iter()
+        .map(|f| f.file_path().to_string())
+        .collect();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let table = catalog
+            .load_table(ident)
+            .await
+            .map_err(|e| failed("loading the table", e))?;
+        let prepared = match prepare(&table, rewrite).await {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                discard(&table, added).await;
+                return Ok(Outcome::Stale);
+            }
+            Err(e) => {
+                discard(&table, added).await;
+                return Err(failed("writing the manifests", e));
+            }
+        };
+        match committer.commit(&table, prepared.change).await {
+            Ok(()) => return Ok(Outcome::Committed(prepared.removed)),
+            Err(e) => {
+                discard(&table, prepared.written).await;
+                if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < REBASES {
+                    tracing::info!(table = %ident, attempt, "Another commit landed first; rebasing the rewrite onto it.");
+                    continue;
+                }
+                discard(&table, added).await;
+                return Err(failed("committing the rewrite", e));
+            }
+        }
+    }
+}
+
+/// Builds the snapshot for `rewrite` on `table`'s current snapshot; `None` if a file to remove
+/// is not live there.
+pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared>, Error> {
     let metadata = table.metadata();
     let Some(parent) = metadata.current_snapshot() else {
         return Err(Error::new(
@@ -132,15 +203,8 @@ pub async fn prepare(table: &Table, rewrite: Rewrite) -> Result<Prepared, Error>
         manifests.push(writer.write_manifest_file().await?);
     }
     if removed.len() != rewrite.remove.len() {
-        return Err(Error::new(
-            ErrorKind::CatalogCommitConflicts,
-            format!(
-                "{} of the {} files to remove are no longer live (another maintenance run removed them)",
-                rewrite.remove.len() - removed.len(),
-                rewrite.remove.len()
-            ),
-        )
-        .with_retryable(true));
+        discard(table, written).await;
+        return Ok(None);
     }
     if !rewrite.add.is_empty() {
         let spec = metadata.default_partition_spec().clone();
@@ -182,7 +246,7 @@ pub async fn prepare(table: &Table, rewrite: Rewrite) -> Result<Prepared, Error>
     let mut properties = summary.build();
     properties.extend(totals(parent.summary(), &removed, &rewrite.add));
     properties.extend(carried_offsets(table));
-    properties.extend(rewrite.summary);
+    properties.extend(rewrite.summary.clone());
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(Some(parent.snapshot_id()))
@@ -216,11 +280,11 @@ pub async fn prepare(table: &Table, rewrite: Rewrite) -> Result<Prepared, Error>
             },
         ],
     };
-    Ok(Prepared {
+    Ok(Some(Prepared {
         change,
         written,
         removed,
-    })
+    }))
 }
 
 /// Compaction keeps the rows and changes only the files.
@@ -306,6 +370,54 @@ fn unique_snapshot_id(table: &Table) -> i64 {
             return id;
         }
     }
+}
+
+/// Reads the live data files `paths` of `table` (keeping only the rows `keep` selects) and
+/// writes their rows as new files of about `target_size` bytes named `<prefix>-…`; returns
+/// the rows written and the files.
+pub async fn copy_files(
+    table: &Table,
+    paths: &BTreeSet<&str>,
+    keep: Option<Predicate>,
+    target_size: usize,
+    prefix: &str,
+) -> Result<(u64, Vec<DataFile>), SinkError> {
+    let name = table.identifier().to_string();
+    let failed = |action, source| SinkError::Table {
+        table: name.clone(),
+        action,
+        source,
+    };
+    let mut scan = table.scan();
+    if let Some(keep) = keep {
+        scan = scan.with_filter(keep);
+    }
+    let tasks: Vec<_> = scan
+        .build()
+        .map_err(|e| failed("planning the rewrite", e))?
+        .plan_files()
+        .await
+        .map_err(|e| failed("planning the rewrite", e))?
+        .try_filter(|task| std::future::ready(paths.contains(task.data_file_path())))
+        .try_collect()
+        .await
+        .map_err(|e| failed("planning the rewrite", e))?;
+    let reader =
+        ArrowReaderBuilder::new(table.file_io().clone(), iceberg::Runtime::current()).build();
+    let mut batches = reader
+        .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
+        .map_err(|e| failed("reading the files to rewrite", e))?
+        .stream();
+    let mut files = DataFiles::new(table, prefix.to_string(), target_size)?;
+    while let Some(batch) = batches
+        .try_next()
+        .await
+        .map_err(|e| failed("reading the files to rewrite", e))?
+    {
+        files.write(batch).await?;
+    }
+    let rows = files.rows();
+    Ok((rows, files.close().await?))
 }
 
 /// Deletes files a lost commit wrote (best effort: what stays is an orphan, never a broken

@@ -1,0 +1,125 @@
+//! Compaction: a stream committed every few seconds leaves many small files per partition, and
+//! every query plans and opens each of them. A partition (of the table's current partition
+//! spec) holding more than `maxFilesPerPartition` small files (below half the port's
+//! `targetFileSize`) has them rewritten into files of the target size, in one `replace`
+//! snapshot with the same rows. Ingestion goes on meanwhile: the commit is rebased onto the
+//! worker's appends, and gives up cleanly (deleting what it wrote) if another run removed one of
+//! its files first.
+
+use std::collections::{BTreeSet, HashMap};
+
+use iceberg::spec::{DataFile, ManifestContentType, Struct};
+use iceberg::table::Table;
+use iceberg::{Catalog, TableIdent};
+
+use super::commit::MetadataCommitter;
+use super::rewrite::{self, Outcome, Rewrite};
+use crate::SinkError;
+
+/// What compaction did, or would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Partitions compacted.
+    pub partitions: usize,
+    /// Small files replaced.
+    pub files_in: usize,
+    /// Files written in their place (0 in a dry run).
+    pub files_out: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Whether another run removed a file first, so nothing was committed.
+    pub gave_up: bool,
+}
+
+/// Compacts every partition of `ident` with more than `max_small_files` files below half of
+/// `target_size` bytes; with `dry_run`, says what it would do.
+pub async fn compact(
+    catalog: &dyn Catalog,
+    committer: &MetadataCommitter,
+    ident: &TableIdent,
+    target_size: u64,
+    max_small_files: usize,
+    dry_run: bool,
+) -> Result<Compaction, SinkError> {
+    let table = catalog
+        .load_table(ident)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "loading the table",
+            source,
+        })?;
+    let groups = small_files(&table, target_size / 2, max_small_files)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "reading the manifests for compaction",
+            source,
+        })?;
+    let files: Vec<&DataFile> = groups.iter().flatten().collect();
+    let mut report = Compaction {
+        partitions: groups.len(),
+        files_in: files.len(),
+        bytes: files.iter().map(|f| f.file_size_in_bytes()).sum(),
+        ..Compaction::default()
+    };
+    if dry_run || files.is_empty() {
+        return Ok(report);
+    }
+    let paths: BTreeSet<&str> = files.iter().map(|f| f.file_path()).collect();
+    let (_, added) = rewrite::copy_files(
+        &table,
+        &paths,
+        None,
+        usize::try_from(target_size).unwrap_or(usize::MAX),
+        "compacted",
+    )
+    .await?;
+    report.files_out = added.len();
+    let rewrite = Rewrite {
+        remove: paths.iter().map(|p| p.to_string()).collect(),
+        add: added,
+        summary: HashMap::from([(
+            "meshd.compaction.files".to_string(),
+            report.files_in.to_string(),
+        )]),
+    };
+    match rewrite::commit_rewrite(catalog, committer, ident, &rewrite).await? {
+        Outcome::Committed(_) => {}
+        Outcome::Stale => {
+            report.gave_up = true;
+            report.files_out = 0;
+        }
+    }
+    Ok(report)
+}
+
+/// The small live files of each partition of the default spec that has more than `max` of them.
+async fn small_files(table: &Table, below: u64, max: usize) -> iceberg::Result<Vec<Vec<DataFile>>> {
+    let metadata = table.metadata();
+    let Some(snapshot) = metadata.current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let spec_id = metadata.default_partition_spec_id();
+    let mut by_partition: HashMap<Struct, Vec<DataFile>> = HashMap::new();
+    let list = table.manifest_list_reader(snapshot).load().await?;
+    for manifest in list.entries() {
+        if manifest.content != ManifestContentType::Data || manifest.partition_spec_id != spec_id {
+            continue;
+        }
+        let loaded = manifest.load_manifest(table.file_io()).await?;
+        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            if file.file_size_in_bytes() < below {
+                by_partition
+                    .entry(file.partition().clone())
+                    .or_default()
+                    .push(file.clone());
+            }
+        }
+    }
+    Ok(by_partition
+        .into_values()
+        .filter(|files| files.len() > max)
+        .collect())
+}
