@@ -4,7 +4,7 @@
 //! - snapshot expiry: a table with `MESHD_BENCH_SNAPSHOTS` snapshots (default 10,000) expired
 //!   down to one, and how long building that history took per commit as the metadata grew;
 //! - ingest beside upkeep: the release meshd draining a backlog (`MESHD_BENCH_RECORDS`,
-//!   default 300,000 reference records, Tansu in memory) with upkeep off (the default 1 h
+//!   default 1,000,000 reference records, Tansu in memory) with upkeep off (the default 1 h
 //!   interval never fires) and with retention, compaction and expiry every 2 s; records/s of
 //!   each and their ratio.
 //!
@@ -42,7 +42,7 @@ async fn table(dir: &Path) -> (PlatformConfig, DataProduct, OutputTable) {
     (platform, product, table)
 }
 
-/// `files` commits of `rows` rows each, all in one day partition, then compaction.
+/// `files` commits of `rows` rows each (the demo's events, a day or two), then compaction.
 async fn compaction(files: i64, rows: i64) -> Value {
     let dir = support::test_dir();
     let (platform, product, mut table) = table(dir.path()).await;
@@ -65,7 +65,8 @@ async fn compaction(files: i64, rows: i64) -> Value {
     .await
     .unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(report.files_in as i64, files, "{report:?}");
+    // A commit whose events cross midnight writes one file per day.
+    assert!(report.files_in as i64 >= files, "{report:?}");
     json!({
         "files_in": report.files_in,
         "files_out": report.files_out,
@@ -221,9 +222,11 @@ async fn ingest(records: usize, quick: bool) -> Value {
         if upkeep {
             // The reference keeps rows 7 years: retention plans every run and removes nothing,
             // as it does on most runs in production.
-            product = product
-                .compact_above(3)
-                .snapshot_expiry(Duration::from_secs(2), 3, Duration::from_secs(2));
+            product = product.compact_above(3).snapshot_expiry(
+                Duration::from_secs(2),
+                3,
+                Duration::from_secs(2),
+            );
         }
         let descriptor = product.write(dir.path());
         let (config, listen) = support::meshd_config(dir.path(), "meshd", &bootstrap, &[], "");
@@ -253,6 +256,9 @@ async fn ingest(records: usize, quick: bool) -> Value {
                 "records_per_s": records as f64 / seconds,
                 "mb_per_s": mb(bytes) / seconds,
                 "cores_used": (cpu_seconds(pid) - cpu0) / seconds,
+                "commits": scrape.sum_where("meshd_commits_total", &[("outcome", "committed")]),
+                "commit_seconds_mean": scrape.sum("meshd_commit_duration_seconds_sum")
+                    / scrape.sum("meshd_commit_duration_seconds_count").max(1.0),
                 "maintenance_runs_ok": scrape.sum_where("meshd_maintenance_runs_total", &[("outcome", "ok")]),
                 "retention_rows_removed": scrape.sum("meshd_retention_rows_removed_total"),
                 "compacted_files": scrape.sum("meshd_compacted_files_total"),
@@ -277,7 +283,7 @@ fn main() {
             400,
             2_000,
             setting("MESHD_BENCH_SNAPSHOTS", "10000").parse().unwrap(),
-            setting("MESHD_BENCH_RECORDS", "300000").parse().unwrap(),
+            setting("MESHD_BENCH_RECORDS", "1000000").parse().unwrap(),
         )
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -99,6 +99,10 @@ fn generated_rules_carry_the_descriptor_thresholds_and_pass_promtool() {
     assert!(rules.contains("meshd_freshness_seconds{product=\"payment-transactions\",port=\"payments.payment_transactions\"}) > 900"), "{rules}");
     assert!(rules.contains("> 0.0144 and"), "{rules}");
     assert!(rules.contains("> 0.006 and"), "{rules}");
+    assert!(
+        rules.contains("(meshd_last_maintenance_timestamp_seconds{product=\"payment-transactions\",port=\"payments.payment_transactions\"}) > 10800"),
+        "upkeep alert at three times the default 1h interval: {rules}"
+    );
     let dir = support::test_dir();
     let path = dir.path().join("generated.yml");
     std::fs::write(&path, &rules).unwrap();

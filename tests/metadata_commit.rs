@@ -1,8 +1,9 @@
 //! meshd's own metadata commit on every catalog it supports: the SQL catalog on SQLite and on
 //! PostgreSQL (compare-and-swap of `metadata_location`) and the REST catalog on rustberg
 //! (`assert-ref-snapshot-id`). A change built from a table that another writer has appended to
-//! since is refused as a conflict; rebased, it lands on top of the append, which is kept: both
-//! appends' rows read back with pyiceberg, and the change is in the metadata pyiceberg reads.
+//! since is refused as a conflict; rebased, it lands on top of the append, which is kept; then a
+//! compaction commits a `replace` snapshot the same way. Every append's rows read back with
+//! pyiceberg, and the change is in the metadata pyiceberg reads.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -97,6 +98,23 @@ async fn conflicts_are_refused_then_rebased(dir: &Path, config: &Path, s3: Optio
     assert_eq!(
         committed.metadata().properties()["meshd.test.commit"],
         "third"
+    );
+
+    // A `replace` snapshot through the same commit path: the three appends' files compacted.
+    let compaction = meshd_sinks::iceberg::compact::compact(
+        catalog.as_ref(),
+        &committer,
+        &ident,
+        128 << 20,
+        2,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (compaction.files_in, compaction.files_out),
+        (3, 1),
+        "{compaction:?}"
     );
 
     let out = support::run_python(

@@ -56,6 +56,34 @@ pub fn prometheus_rules(products: &[DataProduct]) -> String {
                 ),
                 "alert-meshdfreshnessslobreached",
             );
+            // Upkeep that has not succeeded in three of the product's intervals (the gauge
+            // starts at the process start): snapshots and small files pile up.
+            let upkeep = product
+                .spec
+                .spec
+                .maintenance
+                .interval
+                .duration()
+                .as_secs_f64()
+                * 3.0;
+            let _ = writeln!(out, "      - alert: MeshdMaintenanceFailing");
+            let _ = writeln!(
+                out,
+                "        expr: time() - max by (product, port) (meshd_last_maintenance_timestamp_seconds{{{sel}}}) > {}",
+                number(upkeep)
+            );
+            let _ = writeln!(out, "        for: 15m");
+            annotations(
+                &mut out,
+                "ticket",
+                &format!("{}: table upkeep keeps failing", product.name()),
+                &format!(
+                    "Product {}, port {table}: no successful upkeep (retention, compaction, snapshot expiry) for {{{{ $value | humanizeDuration }}}}, three times its interval of {}.",
+                    product.name(),
+                    product.spec.spec.maintenance.interval.as_str()
+                ),
+                "alert-meshdmaintenancefailing",
+            );
             for (long, short, factor, hold, speed) in BURN_RATES {
                 let threshold = number(factor * budget);
                 let _ = writeln!(out, "      - alert: MeshdAvailabilityBurnRate{speed}");

@@ -89,22 +89,36 @@ pub async fn maintain_table(
         dry_run,
     )
     .await?;
-    let table = catalog
-        .load_table(ident)
+    // Another process expiring the same table, or an append, can land first: that is losing a
+    // race, not an error; plan again on what is there now.
+    let mut attempt = 0;
+    let expiry = loop {
+        attempt += 1;
+        let table = catalog
+            .load_table(ident)
+            .await
+            .map_err(|source| SinkError::Table {
+                table: ident.to_string(),
+                action: "loading the table",
+                source,
+            })?;
+        match expire_snapshots(
+            catalog,
+            &table,
+            maintenance.snapshot_max_age.duration(),
+            maintenance.min_snapshots,
+            dry_run,
+        )
         .await
-        .map_err(|source| SinkError::Table {
-            table: ident.to_string(),
-            action: "loading the table",
-            source,
-        })?;
-    let expiry = expire_snapshots(
-        catalog,
-        &table,
-        maintenance.snapshot_max_age.duration(),
-        maintenance.min_snapshots,
-        dry_run,
-    )
-    .await?;
+        {
+            Err(SinkError::Table { source, .. })
+                if source.kind() == iceberg::ErrorKind::CatalogCommitConflicts && attempt < 5 =>
+            {
+                tracing::info!(table = %ident, attempt, "Snapshot expiry lost a race with another commit; planning again.");
+            }
+            other => break other?,
+        }
+    };
     Ok(Upkeep {
         retention,
         compaction,

@@ -130,7 +130,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ),
     (
         "meshd_maintenance_runs_total",
-        "Table upkeep runs (retention, snapshot expiry) by outcome: ok, failed (labels: product, port, outcome).",
+        "Table upkeep runs (retention, compaction, snapshot expiry) by outcome: ok, failed (labels: product, port, outcome).",
     ),
     (
         "meshd_snapshots_expired_total",
