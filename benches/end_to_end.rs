@@ -11,6 +11,7 @@
 //!
 //! `cargo bench -p meshd-runtime --bench end_to_end` prints one table and writes
 //! `target/meshd-bench/end_to_end.json` (`benches/plot.py` turns it into a PNG).
+//! `MESHD_BENCH_DATA=easy,realistic` (the data sets of `reference.rs`; both by default),
 //! `MESHD_BENCH_RECORDS` (default 1,000,000), `MESHD_BENCH_BROKERS=tansu` (or `mock`: librdkafka's
 //! mock cluster stops serving a partition after some 20,000–60,000 records, so it only suits
 //! small runs), `MESHD_BENCH_FORMATS=json,avro,avro-confluent` (`avro-confluent`: the Avro datums
@@ -26,6 +27,7 @@ mod measure;
 mod reference;
 
 use measure::{cpu_seconds, mb, peak_rss_mib, produce, setting};
+use reference::Data;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,15 +111,15 @@ fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) 
 
 /// Reference event `n` as `format` encodes it: JSON, a bare Avro datum, or the datum in
 /// Confluent's wire format under schema id 1.
-fn payload(format: &str, avro: &apache_avro::Schema, n: u64) -> Vec<u8> {
+fn payload(data: Data, format: &str, avro: &apache_avro::Schema, n: u64) -> Vec<u8> {
     match format {
-        "avro" => reference::avro_datum(avro, n),
+        "avro" => data.avro(avro, n),
         "avro-confluent" => {
             let mut frame = vec![0u8, 0, 0, 0, 1];
-            frame.extend(reference::avro_datum(avro, n));
+            frame.extend(data.avro(avro, n));
             frame
         }
-        _ => reference::json_event(n),
+        _ => data.json(n),
     }
 }
 
@@ -284,10 +286,58 @@ fn meshd_backlog(meshd: &support::Meshd, count: usize) -> (f64, f64, f64) {
     )
 }
 
+/// The pipeline a team would write instead (`benches/peer_pipeline.py`: confluent-kafka, json,
+/// hashlib, pyiceberg appends of 100,000 rows) on the same topic: its CPU per GB and memory
+/// beside meshd's `meshd_cpu` seconds for the same `bytes`.
+fn peer(
+    bootstrap: &str,
+    topic: &str,
+    records: usize,
+    dir: &Path,
+    bytes: u64,
+    meshd_cpu: f64,
+) -> Option<Value> {
+    let python = support::python()?;
+    let out = support::run_python(
+        &python,
+        "../benches/peer_pipeline.py",
+        &[
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            &records.to_string(),
+            "--catalog-uri",
+            &format!("sqlite:///{}/peer-catalog.db", dir.display()),
+            "--warehouse",
+            &format!("file://{}/peer-warehouse", dir.display()),
+            "--table",
+            "peer.payments",
+        ],
+    );
+    let run: Value = serde_json::from_str(out.trim().lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(
+        run["rows"], records,
+        "the peer appended every record: {run}"
+    );
+    let cpu = run["cpu_seconds"].as_f64().unwrap_or(0.0);
+    let seconds = run["seconds"].as_f64().unwrap_or(0.0);
+    Some(json!({
+        "seconds": seconds,
+        "mb_per_s": mb(bytes) / seconds.max(1e-9),
+        "mb_per_s_per_core": mb(bytes) / cpu.max(1e-9),
+        "cpu_s_per_gb": cpu / (bytes as f64 / 1e9),
+        "peak_rss_mib": run["peak_rss_mib"],
+        "peer_cpu_over_meshd_cpu": cpu / meshd_cpu.max(1e-9),
+    }))
+}
+
 /// Freshness at a steady rate: p50 and p99 of (snapshot commit time − produce time), in s.
 async fn freshness(
     dir: &Path,
     broker: &Broker,
+    data: Data,
     format: &str,
     rate: u64,
     seconds: u64,
@@ -326,7 +376,7 @@ async fn freshness(
     for _ in 0..seconds * 10 {
         tick.tick().await;
         let payloads: Vec<Vec<u8>> = (n..n + per_tick)
-            .map(|i| payload(format, &avro, i))
+            .map(|i| payload(data, format, &avro, i))
             .collect();
         n += per_tick;
         // The produce time is taken here: not every broker returns a timestamp on delivery.
@@ -387,6 +437,7 @@ async fn freshness(
 
 async fn run_config(
     broker_name: &str,
+    data: Data,
     format: &str,
     store_name: &str,
     records: usize,
@@ -407,7 +458,7 @@ async fn run_config(
     let schema = reference::schema();
     let avro = apache_avro::Schema::parse_str(&schema.text).unwrap();
     let payloads: Vec<Vec<u8>> = (0..records as u64)
-        .map(|n| payload(format, &avro, n))
+        .map(|n| payload(data, format, &avro, n))
         .collect();
     let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
     produce(&bootstrap, &topic, &payloads).await;
@@ -430,11 +481,15 @@ async fn run_config(
     let consume_mbps = mb(bytes) / consume;
     let pipeline_mbps = mb(bytes) / pipeline.as_secs_f64();
     let encode_mbps = mb(bytes) / encode.as_secs_f64();
+    let peer = (format == "json" && store_name == "local")
+        .then(|| peer(&bootstrap, &topic, records, dir.path(), bytes, cpu))
+        .flatten();
     // Freshness below capacity: half of what meshd just sustained, at most 20,000 records/s.
     let rate = ((records as f64 / seconds) * 0.5).clamp(100.0, 20_000.0) as u64;
     let (p50, p99) = freshness(
         dir.path(),
         &broker,
+        data,
         format,
         rate,
         if quick { 2 } else { 15 },
@@ -443,6 +498,7 @@ async fn run_config(
     .await;
     json!({
         "broker": broker_name,
+        "data": data.name(),
         "format": format,
         "store": store_name,
         "records": records,
@@ -457,6 +513,7 @@ async fn run_config(
             "mb_per_s_per_core": mb(bytes) / cpu.max(1e-9),
             "peak_rss_mib": rss,
         },
+        "peer": peer,
         "consume_limit_mb_per_s": consume_mbps,
         "consume_limit_mb_per_s_per_core": mb(bytes) / consume_cpu.max(1e-9),
         "encode_limit_mb_per_s": encode_mbps,
@@ -474,8 +531,9 @@ async fn run_config(
 
 fn print_table(results: &[Value]) {
     println!(
-        "\n{:<6} {:<14} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "\n{:<6} {:<9} {:<14} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}",
         "broker",
+        "data",
         "fmt",
         "store",
         "records",
@@ -490,13 +548,16 @@ fn print_table(results: &[Value]) {
         "e2e/c",
         "pipe/e",
         "fr p50",
-        "fr p99"
+        "fr p99",
+        "peer s/GB",
+        "peer/m"
     );
     for r in results {
         let m = &r["meshd"];
         println!(
-            "{:<6} {:<14} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:<9} {:<14} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>9.1} {:>7.1}",
             r["broker"].as_str().unwrap_or(""),
+            r["data"].as_str().unwrap_or(""),
             r["format"].as_str().unwrap_or(""),
             r["store"].as_str().unwrap_or(""),
             r["records"],
@@ -512,10 +573,12 @@ fn print_table(results: &[Value]) {
             r["ratio_pipeline_to_encode_limit"].as_f64().unwrap_or(0.0),
             r["freshness"]["p50_s"].as_f64().unwrap_or(0.0),
             r["freshness"]["p99_s"].as_f64().unwrap_or(0.0),
+            r["peer"]["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
+            r["peer"]["peer_cpu_over_meshd_cpu"].as_f64().unwrap_or(0.0),
         );
     }
     println!(
-        "(MB/s of input; meshd = offset 0 to all committed; commit interval {COMMIT_INTERVAL:?}; fr = freshness in s)"
+        "(MB/s of input; meshd = offset 0 to all committed; commit interval {COMMIT_INTERVAL:?}; fr = freshness in s; peer = benches/peer_pipeline.py on the same topic (json, local), peer/m = its CPU over meshd's)"
     );
 }
 
@@ -536,14 +599,26 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // Both data sets in a full run; the smoke run takes the realistic one only.
+    let data = if quick && std::env::var("MESHD_BENCH_DATA").is_err() {
+        vec![Data::Realistic]
+    } else {
+        Data::from_env()
+    };
     let mut results = Vec::new();
     for broker in brokers.split(',') {
-        for format in formats.split(',') {
-            for store in stores.split(',') {
-                eprintln!("end_to_end: {broker} {format} {store}, {records} records");
-                let result = runtime.block_on(run_config(broker, format, store, records, quick));
-                eprintln!("{result}");
-                results.push(result);
+        for set in &data {
+            for format in formats.split(',') {
+                for store in stores.split(',') {
+                    eprintln!(
+                        "end_to_end: {broker} {} {format} {store}, {records} records",
+                        set.name()
+                    );
+                    let result =
+                        runtime.block_on(run_config(broker, *set, format, store, records, quick));
+                    eprintln!("{result}");
+                    results.push(result);
+                }
             }
         }
     }

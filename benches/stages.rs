@@ -1,6 +1,7 @@
 //! Per-stage micro-benchmarks on the reference schema, 8,192 events per iteration (one worker
 //! chunk): JSON and Avro decode into Arrow, each masking method, and Parquet encoding with the
-//! writer settings data files use. Reported as bytes/s of input and records/s.
+//! writer settings data files use under each `commit.compression` codec, on both data sets of
+//! `reference.rs` (encoded sizes printed beside). Reported as bytes/s of input and records/s.
 
 mod reference;
 
@@ -97,33 +98,43 @@ fn stages(c: &mut Criterion) {
     }
     group.finish();
 
-    // Parquet encoding of one chunk already in the table's Arrow schema.
-    let factory = JsonDecoderFactory::new(wire::json_wire_schema(&schema));
-    let payloads: Vec<Option<&[u8]>> = json.iter().map(|e| Some(e.as_slice())).collect();
-    let decoded = decode::decode_all(&factory, &payloads, 1 << 20);
+    let factory_json = JsonDecoderFactory::new(wire::json_wire_schema(&schema));
+    // Parquet encoding of one chunk already in the table's Arrow schema, per codec and data set;
+    // each encoded size is printed beside the speeds (the codec trades CPU against bytes).
     let table = reference::table_schema(&schema);
     let masker = reference::masker(&schema);
-    let batch = wire::conform(&masker.apply(&decoded.batches[0].0).expect("mask"), &table)
-        .expect("conform");
-    let mut group = c.benchmark_group("parquet");
-    group.throughput(Throughput::Bytes(
-        json.iter().map(Vec::len).sum::<usize>() as u64
-    ));
-    group.bench_function("encode_zstd", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(1 << 20);
-            let mut writer = ArrowWriter::try_new(
-                &mut out,
-                Arc::clone(&table),
-                Some(meshd_sinks::iceberg::parquet_properties()),
-            )
-            .expect("writer");
-            writer.write(black_box(&batch)).expect("write");
-            writer.close().expect("close");
-            out.len()
-        })
-    });
-    group.finish();
+    for data in reference::Data::from_env() {
+        let events: Vec<Vec<u8>> = (0..EVENTS).map(|n| data.json(n)).collect();
+        let payloads: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_slice())).collect();
+        let decoded = decode::decode_all(&factory_json, &payloads, 1 << 20);
+        let batch = wire::conform(&masker.apply(&decoded.batches[0].0).expect("mask"), &table)
+            .expect("conform");
+        let mut group = c.benchmark_group(format!("parquet/{}", data.name()));
+        let input = events.iter().map(Vec::len).sum::<usize>();
+        group.throughput(Throughput::Bytes(input as u64));
+        for codec in ["zstd", "zstd(3)", "lz4_raw", "snappy", "uncompressed"] {
+            let codec = meshd_config::Codec::parse(codec).expect("codec");
+            let encode = || {
+                let mut out = Vec::with_capacity(1 << 20);
+                let mut writer = ArrowWriter::try_new(
+                    &mut out,
+                    Arc::clone(&table),
+                    Some(meshd_sinks::iceberg::parquet_properties_with(codec)),
+                )
+                .expect("writer");
+                writer.write(black_box(&batch)).expect("write");
+                writer.close().expect("close");
+                out.len()
+            };
+            eprintln!(
+                "parquet/{}/{codec}: {} bytes for {EVENTS} rows ({input} bytes of JSON input)",
+                data.name(),
+                encode()
+            );
+            group.bench_function(codec.to_string(), |b| b.iter(encode));
+        }
+        group.finish();
+    }
 }
 
 criterion_group!(benches, stages);

@@ -349,6 +349,9 @@ pub struct CommitPolicy {
     /// Roll data files at this size and commit when one is full.
     #[serde(default = "default_target_file_size")]
     pub target_file_size: ByteSize,
+    /// The Parquet codec of the port's data files (default zstd level 1).
+    #[serde(default)]
+    pub compression: crate::Codec,
 }
 
 impl Default for CommitPolicy {
@@ -357,6 +360,7 @@ impl Default for CommitPolicy {
             interval: default_commit_interval(),
             max_records: None,
             target_file_size: default_target_file_size(),
+            compression: crate::Codec::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Every error is a [`Diagnostic`] with file:line:col, key path and a hint.
 #![deny(missing_docs)]
 
+mod codec;
 mod descriptor;
 mod error;
 mod kafka_metadata;
@@ -18,6 +19,7 @@ mod schema;
 mod startup;
 mod units;
 
+pub use codec::Codec;
 pub use descriptor::{
     AccessControl, ApiVersion, CommitPolicy, DataProduct, Descriptor, InputFormat, InputPort,
     InputPortKind, Kind, Maintenance, Metadata, OutputPort, OutputPortKind, PartitionField,

@@ -30,6 +30,8 @@ pub struct CommitPolicy {
     pub max_records: Option<u64>,
     /// Roll (and commit) once an open file reaches this size.
     pub target_file_size: usize,
+    /// The data files' Parquet codec.
+    pub codec: meshd_config::Codec,
 }
 
 /// A commit prepared and not yet landed: retried as it is until it lands or is fenced.
@@ -131,10 +133,11 @@ impl OutputPort {
     /// Appends rows (already in the table's schema) to the open files.
     pub async fn write(&mut self, rows: RecordBatch) -> Result<(), SinkError> {
         if self.files.is_none() {
-            self.files = Some(DataFiles::new(
+            self.files = Some(DataFiles::with_codec(
                 self.table.table(),
                 self.file_prefix.clone(),
                 self.policy.target_file_size,
+                self.policy.codec,
             )?);
         }
         if let Some(files) = self.files.as_mut() {

@@ -188,6 +188,7 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
         interval: port.commit.interval.duration(),
         max_records: port.commit.max_records,
         target_file_size: port.commit.target_file_size.bytes() as usize,
+        codec: port.commit.compression,
     };
     metadata::check(&port.kafka, &table_schema).map_err(|source| RuntimeError::Batch {
         product: name.to_string(),

@@ -158,7 +158,7 @@ async fn plan(table: &Table, column: &str, cut_micros: i64) -> iceberg::Result<P
             ),
         )
     })?;
-    let cut = unit.from_micros(cut_micros);
+    let cut = unit.count_micros(cut_micros);
     let list = table.manifest_list_reader(snapshot).load().await?;
     for manifest in list.entries() {
         let spec = metadata.partition_spec_by_id(manifest.partition_spec_id);
@@ -166,8 +166,8 @@ async fn plan(table: &Table, column: &str, cut_micros: i64) -> iceberg::Result<P
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
             let partition_end = spec.and_then(|s| partition_end_micros(s, file, field.id));
-            let upper = file.upper_bounds().get(&field.id).and_then(|d| as_i64(d));
-            let lower = file.lower_bounds().get(&field.id).and_then(|d| as_i64(d));
+            let upper = file.upper_bounds().get(&field.id).and_then(as_i64);
+            let lower = file.lower_bounds().get(&field.id).and_then(as_i64);
             let nulls = file
                 .null_value_counts()
                 .get(&field.id)
@@ -203,7 +203,7 @@ async fn keep_younger(
         .field_by_name(column)
         .map(|f| (*f.field_type).clone());
     let cut = match field_type.as_ref().and_then(TimeUnit::of) {
-        Some(unit) => unit.datum(unit.from_micros(cut_micros)),
+        Some(unit) => unit.datum(unit.count_micros(cut_micros)),
         None => Datum::timestamp_micros(cut_micros),
     };
     let keep = Reference::new(column)
@@ -234,7 +234,7 @@ impl TimeUnit {
 
     /// The cut in this unit; for days, the first day wholly after the cut is not needed: a
     /// date before the cut's day is expired, the cut's own day is kept.
-    fn from_micros(self, micros: i64) -> i64 {
+    fn count_micros(self, micros: i64) -> i64 {
         match self {
             Self::Days => micros.div_euclid(86_400_000_000),
             Self::Micros { .. } => micros,
@@ -309,8 +309,8 @@ mod tests {
     #[test]
     fn a_date_cut_keeps_the_cuts_own_day() {
         let day = 86_400_000_000;
-        assert_eq!(TimeUnit::Days.from_micros(3 * day + 5), 3);
-        assert_eq!(TimeUnit::Days.from_micros(-1), -1);
-        assert_eq!(TimeUnit::Nanos { tz: false }.from_micros(2), 2000);
+        assert_eq!(TimeUnit::Days.count_micros(3 * day + 5), 3);
+        assert_eq!(TimeUnit::Days.count_micros(-1), -1);
+        assert_eq!(TimeUnit::Nanos { tz: false }.count_micros(2), 2000);
     }
 }

@@ -19,19 +19,37 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::SinkError;
+use meshd_config::Codec;
 
 type Builder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 type Writer =
     DataFileWriter<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
-/// Parquet settings for data files: zstd, and row groups small enough that a worker's
-/// memory stays bounded whatever the commit interval.
+/// Parquet settings for data files: the default codec (zstd level 1), and row groups small
+/// enough that a worker's memory stays bounded whatever the commit interval.
 pub fn parquet_properties() -> WriterProperties {
+    parquet_properties_with(Codec::default())
+}
+
+/// [`parquet_properties`] with a port's `commit.compression`.
+pub fn parquet_properties_with(codec: Codec) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_compression(compression(codec))
         .set_max_row_group_row_count(Some(64 * 1024))
         .build()
+}
+
+/// The Parquet codec for a descriptor's.
+fn compression(codec: Codec) -> Compression {
+    match codec {
+        Codec::Zstd(level) => {
+            Compression::ZSTD(ZstdLevel::try_new(i32::from(level)).unwrap_or_default())
+        }
+        Codec::Lz4Raw => Compression::LZ4_RAW,
+        Codec::Snappy => Compression::SNAPPY,
+        Codec::Uncompressed => Compression::UNCOMPRESSED,
+    }
 }
 
 /// Open data files for one pending commit.
@@ -52,6 +70,16 @@ impl DataFiles {
         file_prefix: String,
         target_file_size: usize,
     ) -> Result<Self, SinkError> {
+        Self::with_codec(table, file_prefix, target_file_size, Codec::default())
+    }
+
+    /// [`DataFiles::new`] writing with `codec` (the port's `commit.compression`).
+    pub fn with_codec(
+        table: &Table,
+        file_prefix: String,
+        target_file_size: usize,
+        codec: Codec,
+    ) -> Result<Self, SinkError> {
         let table_name = table.identifier().to_string();
         let err = |action, source| SinkError::Table {
             table: table_name.clone(),
@@ -66,8 +94,10 @@ impl DataFiles {
             None,
             DataFileFormat::Parquet,
         );
-        let parquet =
-            ParquetWriterBuilder::new(parquet_properties(), metadata.current_schema().clone());
+        let parquet = ParquetWriterBuilder::new(
+            parquet_properties_with(codec),
+            metadata.current_schema().clone(),
+        );
         let rolling = RollingFileWriterBuilder::new(
             parquet,
             target_file_size,
