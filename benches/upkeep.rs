@@ -58,7 +58,7 @@ async fn compaction(files: i64, rows: i64) -> Value {
         catalog.as_ref(),
         &committer,
         &ident,
-        128 << 20,
+        (128 << 20, meshd_config::Codec::default()),
         3,
         false,
     )

@@ -111,4 +111,54 @@ async fn small_files_become_one_per_partition_with_the_same_rows() {
     );
     let again = maintain(false);
     assert!(again.contains("compacted 0 small file(s)"), "{again}");
+    let compacted = catalog.load_table(&ident).await.unwrap();
+    let manifests = meshd_sinks::iceberg::rewrite::data_manifests(&compacted)
+        .await
+        .unwrap();
+    assert!(
+        manifests <= 2,
+        "the rewritten manifests merged: {manifests}"
+    );
+
+    // Merging alone: 101 more one-file commits make 101 more manifests; with nothing to compact,
+    // compaction merges them in a `replace` snapshot of their own, every row kept.
+    let more = 101;
+    let first = COMMITS * DAYS;
+    for n in first..first + more {
+        support::lake::append_with(&mut table, &product, n..n + 1, |n| {
+            meshd_runtime::demo::payment_event(n as u64, 0).1
+        })
+        .await;
+    }
+    let committer = meshd_sinks::iceberg::commit::MetadataCommitter::open(&platform)
+        .await
+        .unwrap();
+    let merged = meshd_sinks::iceberg::compact::compact(
+        catalog.as_ref(),
+        &committer,
+        &ident,
+        (128 << 20, meshd_config::Codec::default()),
+        usize::MAX,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(merged.files_in, 0, "{merged:?}");
+    assert!(merged.manifests_merged > 100, "{merged:?}");
+    let after = catalog.load_table(&ident).await.unwrap();
+    assert_eq!(
+        meshd_sinks::iceberg::rewrite::data_manifests(&after)
+            .await
+            .unwrap(),
+        1
+    );
+    let counted: Value = serde_json::from_str(&support::run_python(
+        &python,
+        "table_keys.py",
+        &[&spec_json, &table_name, "transaction_id"],
+    ))
+    .unwrap();
+    assert_eq!(counted["rows"], first + more, "{counted}");
+    assert_eq!(counted["distinct"], first + more, "{counted}");
+    assert_eq!(counted["duckdb"]["rows"], first + more, "{counted}");
 }

@@ -38,6 +38,15 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
     let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
         .await
         .unwrap();
+    // Expiry alone: a manifest merge (200 commits make 200 manifests) would be one more snapshot.
+    let tx = iceberg::transaction::Transaction::new(table.table());
+    let tx = iceberg::transaction::ApplyTransactionAction::apply(
+        tx.update_table_properties()
+            .set("commit.manifest-merge.enabled".into(), "false".into()),
+        tx,
+    )
+    .unwrap();
+    tx.commit(catalog.as_ref()).await.unwrap();
     for commit in 0..COMMITS {
         let first = commit * ROWS_PER_COMMIT;
         support::lake::append_payments(&mut table, &product, first..first + ROWS_PER_COMMIT).await;

@@ -107,7 +107,7 @@ async fn conflicts_are_refused_then_rebased(dir: &Path, config: &Path, s3: Optio
         catalog.as_ref(),
         &committer,
         &ident,
-        128 << 20,
+        (128 << 20, meshd_config::Codec::default()),
         2,
         false,
     )

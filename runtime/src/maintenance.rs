@@ -24,12 +24,15 @@ use crate::provision;
 /// What one upkeep run did to a table (or would do, dry).
 #[derive(Debug, Default)]
 pub struct Upkeep {
-    /// Retention's work, when the product has a retention policy.
+    /// Retention's work, when the product has a retention policy and it succeeded.
     pub retention: Option<RetentionReport>,
-    /// Compaction's work.
-    pub compaction: Compaction,
+    /// Compaction's work, when it succeeded.
+    pub compaction: Option<Compaction>,
     /// Expiry's work.
     pub expiry: Expiry,
+    /// What failed in retention or compaction: each step runs whatever the others did, so one
+    /// failing never stops snapshot expiry.
+    pub errors: Vec<SinkError>,
 }
 
 /// What upkeep needs to know of one output port's table.
@@ -41,6 +44,8 @@ pub struct TableUpkeep {
     pub retention: Option<(Duration, String)>,
     /// The port's `commit.targetFileSize`: what compaction writes.
     pub target_file_size: u64,
+    /// The port's `commit.compression`: what rewritten files are written with.
+    pub codec: meshd_config::Codec,
 }
 
 impl TableUpkeep {
@@ -59,6 +64,7 @@ impl TableUpkeep {
                 .commit
                 .target_file_size
                 .0,
+            codec: product.spec.spec.output_ports[port].commit.compression,
         })
     }
 }
@@ -72,11 +78,15 @@ pub async fn maintain_table(
     dry_run: bool,
 ) -> Result<Upkeep, SinkError> {
     let ident = &table.ident;
+    let mut errors = Vec::new();
     let retention = match &table.retention {
         Some((period, column)) => {
             let cut = chrono::Utc::now().timestamp_micros()
                 - i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
-            Some(enforce_retention(catalog, committer, ident, column, cut, dry_run).await?)
+            enforce_retention(catalog, committer, ident, column, cut, table.codec, dry_run)
+                .await
+                .map_err(|e| errors.push(e))
+                .ok()
         }
         None => None,
     };
@@ -84,11 +94,13 @@ pub async fn maintain_table(
         catalog,
         committer,
         ident,
-        table.target_file_size,
+        (table.target_file_size, table.codec),
         maintenance.max_files_per_partition,
         dry_run,
     )
-    .await?;
+    .await
+    .map_err(|e| errors.push(e))
+    .ok();
     // Another process expiring the same table, or an append, can land first: that is losing a
     // race, not an error; plan again on what is there now.
     let mut attempt = 0;
@@ -123,6 +135,7 @@ pub async fn maintain_table(
         retention,
         compaction,
         expiry,
+        errors,
     })
 }
 
@@ -184,7 +197,9 @@ pub fn spawn(
                         retention,
                         compaction,
                         expiry,
+                        errors,
                     }) => {
+                        let compaction = compaction.unwrap_or_default();
                         if compaction.files_out > 0 {
                             metrics
                                 .compacted_files
@@ -208,17 +223,23 @@ pub fn spawn(
                             tracing::info!(product = %name, table = %port, rows = r.rows, dropped = r.dropped, rewritten = r.rewritten, "Removed rows older than the retention policy.");
                         }
                         metrics
-                            .maintenance_runs
-                            .with_label_values(&[labels[0], labels[1], "ok"])
-                            .inc();
-                        metrics
                             .snapshots_expired
                             .with_label_values(&labels)
                             .inc_by(expiry.expired.len() as u64);
+                        for e in &errors {
+                            tracing::warn!(product = %name, table = %port, error = %e, "A table upkeep step failed (the others ran); trying again at the next interval.");
+                        }
+                        let outcome = if errors.is_empty() { "ok" } else { "failed" };
                         metrics
-                            .last_maintenance_timestamp
-                            .with_label_values(&labels)
-                            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                            .maintenance_runs
+                            .with_label_values(&[labels[0], labels[1], outcome])
+                            .inc();
+                        if errors.is_empty() {
+                            metrics
+                                .last_maintenance_timestamp
+                                .with_label_values(&labels)
+                                .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                        }
                         if !expiry.expired.is_empty() {
                             tracing::info!(product = %name, table = %port, expired = expiry.expired.len(), kept = expiry.kept, files_deleted = expiry.files.len(), "Expired old snapshots.");
                         }

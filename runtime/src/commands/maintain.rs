@@ -28,12 +28,15 @@ pub struct Args {
     dry_run: bool,
 }
 
-/// One line per table with what was (or would be) done; exit 0, or an error naming the table.
+/// One line per table and step with what was (or would be) done; exit 0, or 1 when a step failed
+/// (the others ran), or an error naming the table.
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let platform = args.products.platform()?;
     let catalog = meshd_sinks::iceberg::open_catalog(&platform).await?;
     let committer = MetadataCommitter::open(&platform).await?;
     let storage = meshd_sinks::iceberg::storage(&platform)?;
+    // A failed step is reported and the other steps and tables still run; the exit code says so.
+    let mut failed = false;
     for path in &args.products.descriptors {
         let product = DataProduct::load(path)?;
         let maintenance = &product.spec.spec.maintenance;
@@ -48,6 +51,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 retention: removed,
                 compaction,
                 expiry,
+                errors,
             } = maintain_table(
                 catalog.as_ref(),
                 &committer,
@@ -80,22 +84,39 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                     report.dropped, report.rewritten
                 );
             }
-            if compaction.gave_up {
-                println!(
+            match compaction {
+                Some(c) if c.gave_up => println!(
                     "{ident}: compaction gave up: another run removed one of its {} files first; nothing changed",
-                    compaction.files_in
-                );
-            } else {
-                let verb = if args.dry_run {
-                    "would compact"
-                } else {
-                    "compacted"
-                };
-                println!(
-                    "{ident}: {verb} {} small file(s) in {} partition(s) into {} file(s)",
-                    compaction.files_in, compaction.partitions, compaction.files_out
-                );
+                    c.files_in
+                ),
+                Some(c) => {
+                    let verb = if args.dry_run {
+                        "would compact"
+                    } else {
+                        "compacted"
+                    };
+                    println!(
+                        "{ident}: {verb} {} small file(s) in {} partition(s) into {} file(s)",
+                        c.files_in, c.partitions, c.files_out
+                    );
+                    if c.manifests_merged > 0 {
+                        let verb = if args.dry_run {
+                            "would merge"
+                        } else {
+                            "merged"
+                        };
+                        println!(
+                            "{ident}: {verb} {} data manifests into one per partition spec",
+                            c.manifests_merged
+                        );
+                    }
+                }
+                None => {}
             }
+            for e in &errors {
+                println!("{ident}: FAILED: {e}");
+            }
+            failed |= !errors.is_empty();
             let (verb, files) = if args.dry_run {
                 ("would expire", "would delete")
             } else {
@@ -129,5 +150,9 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

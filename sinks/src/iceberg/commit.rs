@@ -90,8 +90,9 @@ impl MetadataCommitter {
         Ok(Self { target })
     }
 
-    /// Commits `change`, built from `table`; a conflict is an error of kind
-    /// `CatalogCommitConflicts` (retryable).
+    /// Commits `change`, built from `table`. A certain refusal is an error of kind
+    /// `CatalogCommitConflicts` (retryable); any other error leaves the outcome unknown: reload
+    /// the table to see whether the change landed before deleting anything it references.
     pub async fn commit(&self, table: &Table, change: MetadataChange) -> Result<(), Error> {
         match &self.target {
             Target::Sql {
@@ -187,24 +188,30 @@ async fn commit_sql(
         .bind(&current)
         .execute(pool)
         .await;
-    let outcome = match swapped {
-        Ok(done) if done.rows_affected() == 1 => return Ok(()),
-        Ok(_) => Error::new(
-            ErrorKind::CatalogCommitConflicts,
-            format!("{ident}: another writer committed first"),
-        )
-        .with_retryable(true),
-        Err(e) => Error::new(
+    match swapped {
+        Ok(done) if done.rows_affected() == 1 => Ok(()),
+        Ok(_) => {
+            // Refused for certain: the new file is nobody's metadata (orphan cleanup would
+            // remove it a day later).
+            if let Err(e) = table.file_io().delete(&next).await {
+                tracing::debug!(file = %next, error = %e, "could not remove an unused metadata file");
+            }
+            Err(Error::new(
+                ErrorKind::CatalogCommitConflicts,
+                format!("{ident}: another writer committed first"),
+            )
+            .with_retryable(true))
+        }
+        // The statement may have committed before the connection failed: the new file stays
+        // (it may be the table's metadata now) and the caller looks before deciding.
+        Err(e) => Err(Error::new(
             ErrorKind::Unexpected,
-            format!("{ident}: swapping the metadata location in the catalog database: {e}"),
+            format!(
+                "{ident}: swapping the metadata location in the catalog database failed, outcome unknown (reload the table to see whether it landed): {e}"
+            ),
         )
-        .with_retryable(true),
-    };
-    // The new file is nobody's metadata: remove it (orphan cleanup would, a day later).
-    if let Err(e) = table.file_io().delete(&next).await {
-        tracing::debug!(file = %next, error = %e, "could not remove an unused metadata file");
+        .with_retryable(true)),
     }
-    Err(outcome)
 }
 
 /// iceberg-catalog-sql's compare-and-swap of a table's metadata location.

@@ -4,13 +4,17 @@
 //! `targetFileSize`) has them rewritten into files of the target size, in one `replace`
 //! snapshot with the same rows. Ingestion goes on meanwhile: the commit is rebased onto the
 //! worker's appends, and gives up cleanly (deleting what it wrote) if another run removed one of
-//! its files first.
+//! its files first. A table whose current snapshot lists more data manifests than Iceberg's
+//! `commit.manifest.min-count-to-merge` (default 100; the worker adds one per commit) has them
+//! merged in the same commit, or in one of their own when no file needs compacting.
 
 use std::collections::{BTreeSet, HashMap};
 
 use iceberg::spec::{DataFile, ManifestContentType, Struct};
 use iceberg::table::Table;
 use iceberg::{Catalog, TableIdent};
+
+use meshd_config::Codec;
 
 use super::commit::MetadataCommitter;
 use super::rewrite::{self, Outcome, Rewrite};
@@ -29,6 +33,8 @@ pub struct Compaction {
     pub bytes: u64,
     /// Whether another run removed a file first, so nothing was committed.
     pub gave_up: bool,
+    /// Data manifests merged into one per partition spec (0: none were).
+    pub manifests_merged: usize,
 }
 
 /// Compacts every partition of `ident` with more than `max_small_files` files below half of
@@ -37,7 +43,7 @@ pub async fn compact(
     catalog: &dyn Catalog,
     committer: &MetadataCommitter,
     ident: &TableIdent,
-    target_size: u64,
+    (target_size, codec): (u64, Codec),
     max_small_files: usize,
     dry_run: bool,
 ) -> Result<Compaction, SinkError> {
@@ -63,18 +69,32 @@ pub async fn compact(
         bytes: files.iter().map(|f| f.file_size_in_bytes()).sum(),
         ..Compaction::default()
     };
-    if dry_run || files.is_empty() {
+    let manifests = rewrite::data_manifests(&table)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "reading the manifest list",
+            source,
+        })?;
+    if rewrite::needs_merge(&table, manifests) {
+        report.manifests_merged = manifests;
+    }
+    if dry_run || (files.is_empty() && report.manifests_merged == 0) {
         return Ok(report);
     }
     let paths: BTreeSet<&str> = files.iter().map(|f| f.file_path()).collect();
-    let (_, added) = rewrite::copy_files(
-        &table,
-        &paths,
-        None,
-        usize::try_from(target_size).unwrap_or(usize::MAX),
-        "compacted",
-    )
-    .await?;
+    let (_, added) = if paths.is_empty() {
+        (0, Vec::new())
+    } else {
+        rewrite::copy_files(
+            &table,
+            &paths,
+            None,
+            (usize::try_from(target_size).unwrap_or(usize::MAX), codec),
+            "compacted",
+        )
+        .await?
+    };
     report.files_out = added.len();
     let rewrite = Rewrite {
         remove: paths.iter().map(|p| p.to_string()).collect(),
@@ -84,11 +104,14 @@ pub async fn compact(
             report.files_in.to_string(),
         )]),
     };
-    match rewrite::commit_rewrite(catalog, committer, ident, &rewrite).await? {
+    match rewrite::commit_rewrite(catalog, committer, ident, &rewrite, &mut Default::default())
+        .await?
+    {
         Outcome::Committed(_) => {}
         Outcome::Stale => {
             report.gave_up = true;
             report.files_out = 0;
+            report.manifests_merged = 0;
         }
     }
     Ok(report)

@@ -139,9 +139,12 @@ async fn referenced<'a>(
             files.insert(manifest.manifest_path.clone());
             if !manifests.contains_key(&manifest.manifest_path) {
                 let loaded = manifest.load_manifest(table.file_io()).await?;
+                // Live entries only: a file a manifest lists as DELETED (retention, compaction)
+                // is not in that snapshot, and must not be kept alive by it.
                 let data = loaded
                     .entries()
                     .iter()
+                    .filter(|entry| entry.is_alive())
                     .map(|entry| entry.data_file().file_path().to_string())
                     .collect();
                 manifests.insert(manifest.manifest_path.clone(), data);

@@ -47,7 +47,8 @@ pub async fn orphan_files(
                 .load_manifest(table.file_io())
                 .await
                 .map_err(|e| err("reading a manifest", e))?;
-            for entry in manifest.entries() {
+            // A DELETED entry (retention, compaction) means "not in this snapshot".
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                 referenced.insert(normalized(entry.data_file().file_path()));
             }
         }

@@ -88,8 +88,12 @@ impl RestTables {
         let answer: serde_json::Value = serde_json::from_str(&body)
             .map_err(|e| failed(format!("GET {url}: not a catalog config: {e}")))?;
         let from = |section: &str| answer[section]["prefix"].as_str().map(str::to_string);
-        if let Some(prefix) = from("overrides").or_else(|| from("defaults")) {
+        // As iceberg-catalog-rest merges them: the server's overrides, then the user's
+        // settings, then the server's defaults.
+        if let Some(prefix) = from("overrides") {
             tables.prefix = Some(prefix);
+        } else if tables.prefix.is_none() {
+            tables.prefix = from("defaults");
         }
         Ok(tables)
     }
@@ -100,18 +104,7 @@ impl RestTables {
         ident: &TableIdent,
         change: MetadataChange,
     ) -> Result<(), Error> {
-        let encode =
-            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let mut url = format!("{}/v1", self.base);
-        if let Some(prefix) = &self.prefix {
-            url.push('/');
-            url.push_str(prefix);
-        }
-        url.push_str(&format!(
-            "/namespaces/{}/tables/{}",
-            encode(&ident.namespace().to_url_string()),
-            encode(ident.name())
-        ));
+        let url = self.table_url(ident)?;
         let request = CommitTableRequest {
             identifier: Some(ident.clone()),
             requirements: change.requirements,
@@ -125,13 +118,51 @@ impl RestTables {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
-        let (kind, retryable) = match status {
-            StatusCode::CONFLICT => (ErrorKind::CatalogCommitConflicts, true),
-            StatusCode::NOT_FOUND => (ErrorKind::TableNotFound, false),
-            s if s.is_server_error() => (ErrorKind::Unexpected, true),
-            _ => (ErrorKind::Unexpected, false),
+        let (kind, retryable, hint) = match status {
+            StatusCode::CONFLICT => (ErrorKind::CatalogCommitConflicts, true, ""),
+            StatusCode::NOT_FOUND => (ErrorKind::TableNotFound, false, ""),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => (
+                ErrorKind::Unexpected,
+                false,
+                " (check catalog.token or catalog.credential, and that the principal may commit to this table)",
+            ),
+            // 500, 502, 504: the REST spec's "commit state unknown".
+            s if s.is_server_error() => (ErrorKind::Unexpected, true, " (outcome unknown)"),
+            _ => (ErrorKind::Unexpected, false, ""),
         };
-        Err(Error::new(kind, format!("POST {url}: {status}: {body}")).with_retryable(retryable))
+        Err(
+            Error::new(kind, format!("POST {url}: {status}{hint}: {body}"))
+                .with_retryable(retryable),
+        )
+    }
+
+    /// `{uri}/v1/{prefix}/namespaces/{ns}/tables/{name}`, each segment percent-encoded (the
+    /// namespace's levels joined by 0x1F, as the REST spec says).
+    fn table_url(&self, ident: &TableIdent) -> Result<String, Error> {
+        let mut url = url::Url::parse(&self.base).map_err(|e| {
+            Error::new(
+                ErrorKind::DataInvalid,
+                format!("catalog.uri `{}` is not a URL: {e}", self.base),
+            )
+        })?;
+        {
+            let mut segments = url.path_segments_mut().map_err(|()| {
+                Error::new(
+                    ErrorKind::DataInvalid,
+                    format!("catalog.uri `{}` cannot have a path", self.base),
+                )
+            })?;
+            segments.pop_if_empty().push("v1");
+            if let Some(prefix) = &self.prefix {
+                segments.extend(prefix.split('/').filter(|p| !p.is_empty()));
+            }
+            segments
+                .push("namespaces")
+                .push(&ident.namespace().to_url_string())
+                .push("tables")
+                .push(ident.name());
+        }
+        Ok(url.to_string())
     }
 
     /// Sends a request with the headers and the bearer token; a `401` with a credential fetches

@@ -20,6 +20,8 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableIdent};
 
+use meshd_config::Codec;
+
 use super::commit::MetadataCommitter;
 use super::rewrite::{self, Outcome, Rewrite};
 use crate::SinkError;
@@ -56,6 +58,7 @@ pub async fn enforce_retention(
     ident: &TableIdent,
     column: &str,
     cut_micros: i64,
+    codec: Codec,
     dry_run: bool,
 ) -> Result<RetentionReport, SinkError> {
     let failed = |action, source| SinkError::Table {
@@ -64,6 +67,7 @@ pub async fn enforce_retention(
         source,
     };
     let mut attempt = 0;
+    let mut cache = rewrite::ManifestCache::new();
     loop {
         attempt += 1;
         let table = catalog
@@ -87,7 +91,7 @@ pub async fn enforce_retention(
         if dry_run || report.is_empty() {
             return Ok(report);
         }
-        let (kept, added) = keep_younger(&table, &plan, column, cut_micros).await?;
+        let (kept, added) = keep_younger(&table, &plan, column, cut_micros, codec).await?;
         let straddled_rows: u64 = plan.straddle.iter().map(DataFile::record_count).sum();
         report.rows += straddled_rows.saturating_sub(kept);
         let mut summary = std::collections::HashMap::new();
@@ -107,7 +111,7 @@ pub async fn enforce_retention(
             add: added,
             summary,
         };
-        match rewrite::commit_rewrite(catalog, committer, ident, &rewrite).await? {
+        match rewrite::commit_rewrite(catalog, committer, ident, &rewrite, &mut cache).await? {
             Outcome::Committed(_) => return Ok(report),
             Outcome::Stale if attempt < ATTEMPTS => {
                 tracing::info!(table = %ident, attempt, "Another run removed files this retention meant to; planning again.");
@@ -192,6 +196,7 @@ async fn keep_younger(
     plan: &Plan,
     column: &str,
     cut_micros: i64,
+    codec: Codec,
 ) -> Result<(u64, Vec<DataFile>), SinkError> {
     if plan.straddle.is_empty() {
         return Ok((0, Vec::new()));
@@ -209,7 +214,7 @@ async fn keep_younger(
     let keep = Reference::new(column)
         .greater_than_or_equal_to(cut)
         .or(Reference::new(column).is_null());
-    rewrite::copy_files(table, &paths, Some(keep), 128 << 20, "retention").await
+    rewrite::copy_files(table, &paths, Some(keep), (128 << 20, codec), "retention").await
 }
 
 /// A time column's unit: what its values and bounds count.
@@ -274,11 +279,13 @@ fn partition_end_micros(spec: &PartitionSpec, file: &DataFile, field_id: i32) ->
         _ => return None,
     };
     const HOUR: i64 = 3_600_000_000;
+    // Checked: a corrupt partition value must not wrap around to "long ago" and drop the file.
+    let next = value.checked_add(1)?;
     match field.transform {
-        Transform::Hour => Some((value + 1) * HOUR),
-        Transform::Day => Some((value + 1) * 24 * HOUR),
-        Transform::Month => months_to_micros(value + 1),
-        Transform::Year => months_to_micros((value + 1) * 12),
+        Transform::Hour => next.checked_mul(HOUR),
+        Transform::Day => next.checked_mul(24 * HOUR),
+        Transform::Month => months_to_micros(next),
+        Transform::Year => months_to_micros(next.checked_mul(12)?),
         _ => None,
     }
 }
@@ -304,6 +311,12 @@ mod tests {
         assert_eq!(months_to_micros(1), Some(31 * 86_400_000_000));
         // Before the epoch: 1969-12-01.
         assert_eq!(months_to_micros(-1), Some(-31 * 86_400_000_000));
+    }
+
+    #[test]
+    fn a_corrupt_partition_value_never_wraps_to_the_past() {
+        assert_eq!(months_to_micros(i64::MAX / 2), None);
+        assert_eq!(months_to_micros(i64::MIN / 2), None);
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! sequence numbers kept), and the added files go into one new manifest. The new snapshot
 //! carries every consumer group's offsets forward, so resuming never needs an older snapshot.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary,
+    DataFile, FormatVersion, Manifest, ManifestContentType, ManifestFile, ManifestListWriter,
+    ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{Catalog, Error, ErrorKind, TableIdent, TableRequirement, TableUpdate};
@@ -27,6 +28,7 @@ use super::commit::{MetadataChange, MetadataCommitter};
 use super::offsets;
 use super::writer::DataFiles;
 use crate::SinkError;
+use meshd_config::Codec;
 
 /// What a rewrite commit removes and adds.
 #[derive(Debug, Default)]
@@ -47,6 +49,8 @@ pub struct Prepared {
     pub written: Vec<String>,
     /// Files removed, with their sizes and row counts, as the summary counts them.
     pub removed: Vec<DataFile>,
+    /// The new snapshot's id: how to tell whether a commit with a lost answer landed.
+    pub snapshot_id: i64,
 }
 
 /// How a rewrite commit ended.
@@ -62,14 +66,43 @@ pub enum Outcome {
 /// How many times a rewrite is rebased onto commits that landed meanwhile.
 const REBASES: usize = 10;
 
+/// Above this many data manifests (the worker adds one per commit and nothing merges them), a
+/// rewrite merges them all into one per partition spec, so planning stays cheap for every reader:
+/// Iceberg's `commit.manifest.min-count-to-merge` (default 100), off with
+/// `commit.manifest-merge.enabled=false`, as the Java implementation reads them.
+const MERGE_ABOVE: usize = 100;
+
+/// The table's manifest-merge threshold, `None` when merging is off.
+fn merge_above(table: &Table) -> Option<usize> {
+    let properties = table.metadata().properties();
+    if properties
+        .get("commit.manifest-merge.enabled")
+        .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+    {
+        return None;
+    }
+    Some(
+        properties
+            .get("commit.manifest.min-count-to-merge")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MERGE_ABOVE),
+    )
+}
+
+/// Manifests already read, by path: they never change, so a rebase reads only the new ones.
+pub type ManifestCache = HashMap<String, Arc<Manifest>>;
+
 /// Commits `rewrite` on the current snapshot of `ident`; when another commit lands first (a
 /// worker's append), rebases onto it as long as every file to remove is still live there, and
-/// gives up cleanly ([`Outcome::Stale`]) when one is not.
+/// gives up cleanly ([`Outcome::Stale`]) when one is not. When the catalog's answer is lost (a
+/// connection cut, a 5xx), looks at the table before deciding, and deletes nothing it may
+/// reference.
 pub async fn commit_rewrite(
     catalog: &dyn Catalog,
     committer: &MetadataCommitter,
     ident: &TableIdent,
     rewrite: &Rewrite,
+    cache: &mut ManifestCache,
 ) -> Result<Outcome, SinkError> {
     let failed = |action, source| SinkError::Table {
         table: ident.to_string(),
@@ -88,7 +121,7 @@ pub async fn commit_rewrite(
             .load_table(ident)
             .await
             .map_err(|e| failed("loading the table", e))?;
-        let prepared = match prepare(&table, rewrite).await {
+        let prepared = match prepare(&table, rewrite, cache).await {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 discard(&table, added).await;
@@ -99,15 +132,27 @@ pub async fn commit_rewrite(
                 return Err(failed("writing the manifests", e));
             }
         };
+        let snapshot_id = prepared.snapshot_id;
         match committer.commit(&table, prepared.change).await {
             Ok(()) => return Ok(Outcome::Committed(prepared.removed)),
-            Err(e) => {
+            Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
                 discard(&table, prepared.written).await;
-                if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < REBASES {
+                if attempt < REBASES {
                     tracing::info!(table = %ident, attempt, "Another commit landed first; rebasing the rewrite onto it.");
                     continue;
                 }
                 discard(&table, added).await;
+                return Err(failed("committing the rewrite", e));
+            }
+            Err(e) => {
+                // Outcome unknown: it may have landed. Files stay either way (orphans, if not).
+                let landed = catalog
+                    .load_table(ident)
+                    .await
+                    .is_ok_and(|t| t.metadata().snapshot_by_id(snapshot_id).is_some());
+                if landed {
+                    return Ok(Outcome::Committed(prepared.removed));
+                }
                 return Err(failed("committing the rewrite", e));
             }
         }
@@ -115,8 +160,14 @@ pub async fn commit_rewrite(
 }
 
 /// Builds the snapshot for `rewrite` on `table`'s current snapshot; `None` if a file to remove
-/// is not live there.
-pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared>, Error> {
+/// is not live there. Manifests holding a removed file are rewritten (and, past the table's
+/// merge threshold, all of them, merged per partition spec); manifests with no live file left
+/// are dropped.
+pub async fn prepare(
+    table: &Table,
+    rewrite: &Rewrite,
+    cache: &mut ManifestCache,
+) -> Result<Option<Prepared>, Error> {
     let metadata = table.metadata();
     let Some(parent) = metadata.current_snapshot() else {
         return Err(Error::new(
@@ -148,17 +199,37 @@ pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared
     let mut removed = Vec::new();
     let mut summary = SnapshotSummaryCollector::default();
     let list = table.manifest_list_reader(parent).load().await?;
+    let data_manifests = list
+        .entries()
+        .iter()
+        .filter(|m| m.content == ManifestContentType::Data)
+        .count();
+    let merge = merge_above(table).is_some_and(|above| data_manifests > above);
+    // One writer per partition spec for the manifests rewritten.
+    let mut writers: BTreeMap<i32, ManifestWriter> = BTreeMap::new();
     for manifest in list.entries() {
         if manifest.content != ManifestContentType::Data {
             manifests.push(manifest.clone());
             continue;
         }
-        let loaded = manifest.load_manifest(table.file_io()).await?;
+        let no_live =
+            manifest.added_files_count == Some(0) && manifest.existing_files_count == Some(0);
+        if no_live {
+            continue;
+        }
+        let loaded = match cache.get(&manifest.manifest_path) {
+            Some(m) => Arc::clone(m),
+            None => {
+                let m = Arc::new(manifest.load_manifest(table.file_io()).await?);
+                cache.insert(manifest.manifest_path.clone(), Arc::clone(&m));
+                m
+            }
+        };
         let hit = loaded
             .entries()
             .iter()
             .any(|e| e.is_alive() && rewrite.remove.contains(e.file_path()));
-        if !hit {
+        if !hit && !merge {
             manifests.push(manifest.clone());
             continue;
         }
@@ -171,15 +242,21 @@ pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared
                     format!("no partition spec {}", manifest.partition_spec_id),
                 )
             })?;
-        let path = manifest_path(written.len());
-        let mut writer = ManifestWriterBuilder::new(
-            table.file_io().new_output(&path)?,
-            Some(snapshot_id),
-            schema.clone(),
-            (*spec).clone(),
-        )
-        .build_v2_data();
-        written.push(path);
+        let writer = match writers.entry(manifest.partition_spec_id) {
+            std::collections::btree_map::Entry::Occupied(w) => w.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let path = manifest_path(written.len());
+                let writer = ManifestWriterBuilder::new(
+                    table.file_io().new_output(&path)?,
+                    Some(snapshot_id),
+                    schema.clone(),
+                    (*spec).clone(),
+                )
+                .build_v2_data();
+                written.push(path);
+                slot.insert(writer)
+            }
+        };
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let sequence_number = entry.sequence_number().unwrap_or(0);
             let file_sequence_number = entry.file_sequence_number;
@@ -200,6 +277,8 @@ pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared
                 )?;
             }
         }
+    }
+    for writer in writers.into_values() {
         manifests.push(writer.write_manifest_file().await?);
     }
     if removed.len() != rewrite.remove.len() {
@@ -239,6 +318,8 @@ pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared
     written.push(list_path.clone());
 
     let operation = match (removed.is_empty(), rewrite.add.is_empty()) {
+        // Manifests merged, no data file changed.
+        (true, true) => Operation::Replace,
         (false, true) => Operation::Delete,
         _ if same_rows(&removed, &rewrite.add) => Operation::Replace,
         _ => Operation::Overwrite,
@@ -284,6 +365,7 @@ pub async fn prepare(table: &Table, rewrite: &Rewrite) -> Result<Option<Prepared
         change,
         written,
         removed,
+        snapshot_id,
     }))
 }
 
@@ -361,6 +443,24 @@ fn carried_offsets(table: &Table) -> HashMap<String, String> {
     out
 }
 
+/// How many data manifests the current snapshot of `table` lists.
+pub async fn data_manifests(table: &Table) -> Result<usize, Error> {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(0);
+    };
+    let list = table.manifest_list_reader(snapshot).load().await?;
+    Ok(list
+        .entries()
+        .iter()
+        .filter(|m| m.content == ManifestContentType::Data)
+        .count())
+}
+
+/// Whether `count` data manifests of `table` call for a merge.
+pub fn needs_merge(table: &Table, count: usize) -> bool {
+    merge_above(table).is_some_and(|above| count > above)
+}
+
 /// A positive snapshot id no snapshot of the table has, as iceberg-rust makes them.
 fn unique_snapshot_id(table: &Table) -> i64 {
     loop {
@@ -373,13 +473,13 @@ fn unique_snapshot_id(table: &Table) -> i64 {
 }
 
 /// Reads the live data files `paths` of `table` (keeping only the rows `keep` selects) and
-/// writes their rows as new files of about `target_size` bytes named `<prefix>-…`; returns
-/// the rows written and the files.
+/// writes their rows as new files of about `target_size` bytes with the port's `codec`, named
+/// `<prefix>-…`; returns the rows written and the files.
 pub async fn copy_files(
     table: &Table,
     paths: &BTreeSet<&str>,
     keep: Option<Predicate>,
-    target_size: usize,
+    (target_size, codec): (usize, Codec),
     prefix: &str,
 ) -> Result<(u64, Vec<DataFile>), SinkError> {
     let name = table.identifier().to_string();
@@ -408,7 +508,7 @@ pub async fn copy_files(
         .read(Box::pin(futures::stream::iter(tasks.into_iter().map(Ok))))
         .map_err(|e| failed("reading the files to rewrite", e))?
         .stream();
-    let mut files = DataFiles::new(table, prefix.to_string(), target_size)?;
+    let mut files = DataFiles::with_codec(table, prefix.to_string(), target_size, codec)?;
     while let Some(batch) = batches
         .try_next()
         .await
