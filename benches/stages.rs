@@ -13,6 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meshd_config::Masking;
 use meshd_runtime::decode::{self, AvroDecoderFactory, JsonDecoderFactory, wire};
 use meshd_runtime::mask::mask_strings;
+use meshd_sinks::iceberg::parquet_properties_for;
 use parquet::arrow::ArrowWriter;
 use reference::{avro_datum, json_event};
 
@@ -112,26 +113,41 @@ fn stages(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("parquet/{}", data.name()));
         let input = events.iter().map(Vec::len).sum::<usize>();
         group.throughput(Throughput::Bytes(input as u64));
-        for codec in ["zstd", "zstd(3)", "lz4_raw", "snappy", "uncompressed"] {
-            let codec = meshd_config::Codec::parse(codec).expect("codec");
+        let codec = |text: &str| meshd_config::Codec::parse(text).expect("codec");
+        let variants = [
+            ("zstd", parquet_properties_for(codec("zstd"), &[])),
+            (
+                "zstd, no dictionary: email",
+                parquet_properties_for(codec("zstd"), &["email"]),
+            ),
+            (
+                "zstd, no dictionary: email, transaction_id",
+                parquet_properties_for(codec("zstd"), &["email", "transaction_id"]),
+            ),
+            ("zstd(3)", parquet_properties_for(codec("zstd(3)"), &[])),
+            ("lz4_raw", parquet_properties_for(codec("lz4_raw"), &[])),
+            ("snappy", parquet_properties_for(codec("snappy"), &[])),
+            (
+                "uncompressed",
+                parquet_properties_for(codec("uncompressed"), &[]),
+            ),
+        ];
+        for (name, properties) in variants {
             let encode = || {
                 let mut out = Vec::with_capacity(1 << 20);
-                let mut writer = ArrowWriter::try_new(
-                    &mut out,
-                    Arc::clone(&table),
-                    Some(meshd_sinks::iceberg::parquet_properties_with(codec)),
-                )
-                .expect("writer");
+                let mut writer =
+                    ArrowWriter::try_new(&mut out, Arc::clone(&table), Some(properties.clone()))
+                        .expect("writer");
                 writer.write(black_box(&batch)).expect("write");
                 writer.close().expect("close");
                 out.len()
             };
             eprintln!(
-                "parquet/{}/{codec}: {} bytes for {EVENTS} rows ({input} bytes of JSON input)",
+                "parquet/{}/{name}: {} bytes for {EVENTS} rows ({input} bytes of JSON input)",
                 data.name(),
                 encode()
             );
-            group.bench_function(codec.to_string(), |b| b.iter(encode));
+            group.bench_function(name, |b| b.iter(encode));
         }
         group.finish();
     }

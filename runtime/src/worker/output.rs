@@ -22,7 +22,7 @@ use super::tracker::OffsetTracker;
 use crate::metrics::Metrics;
 
 /// When a port commits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CommitPolicy {
     /// Commit at least this often while records are held.
     pub interval: Duration,
@@ -32,6 +32,8 @@ pub struct CommitPolicy {
     pub target_file_size: usize,
     /// The data files' Parquet codec.
     pub codec: meshd_config::Codec,
+    /// Columns written without a dictionary: hashed PII, whose values rarely repeat.
+    pub plain_columns: Vec<String>,
 }
 
 /// A commit prepared and not yet landed: retried as it is until it lands or is fenced.
@@ -133,11 +135,17 @@ impl OutputPort {
     /// Appends rows (already in the table's schema) to the open files.
     pub async fn write(&mut self, rows: RecordBatch) -> Result<(), SinkError> {
         if self.files.is_none() {
-            self.files = Some(DataFiles::with_codec(
+            let plain: Vec<&str> = self
+                .policy
+                .plain_columns
+                .iter()
+                .map(String::as_str)
+                .collect();
+            self.files = Some(DataFiles::with_properties(
                 self.table.table(),
                 self.file_prefix.clone(),
                 self.policy.target_file_size,
-                self.policy.codec,
+                meshd_sinks::iceberg::parquet_properties_for(self.policy.codec, &plain),
             )?);
         }
         if let Some(files) = self.files.as_mut() {

@@ -189,6 +189,7 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
         max_records: port.commit.max_records,
         target_file_size: port.commit.target_file_size.bytes() as usize,
         codec: port.commit.compression,
+        plain_columns: hashed_columns(schema),
     };
     metadata::check(&port.kafka, &table_schema).map_err(|source| RuntimeError::Batch {
         product: name.to_string(),
@@ -212,4 +213,37 @@ async fn open_port(ctx: &WorkerContext, index: usize) -> Result<OutputPort, Runt
         .with_label_values(&labels)
         .set(port.sla.availability.value());
     Ok(output)
+}
+
+/// The columns masked to SHA-256 or HMAC-SHA256 hex digests, reached through structs only (a
+/// dictionary inside lists and maps is left to Parquet): their values rarely repeat, so they are
+/// written without a dictionary.
+fn hashed_columns(schema: &meshd_config::PortSchema) -> Vec<String> {
+    schema
+        .all_columns()
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.masking,
+                Some(meshd_config::Masking::Sha256 | meshd_config::Masking::HmacSha256)
+            ) && !c.path.contains(['[', '{'])
+        })
+        .map(|c| c.path.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn only_hash_masked_columns_go_without_a_dictionary() {
+        let text = include_str!("../../../examples/payments/schema/transactions.avsc");
+        let schema = meshd_config::PortSchema::parse(text, Path::new("transactions.avsc"))
+            .expect("reference schema");
+        // email is SHA256; card_last4 is REDACT (one value), so it keeps its dictionary.
+        assert_eq!(hashed_columns(&schema), ["email"]);
+    }
 }

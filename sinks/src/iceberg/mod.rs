@@ -20,4 +20,4 @@ pub use catalog::{
 };
 pub use offsets::Offsets;
 pub use table::{CommitOutcome, OutputTable, RetryPolicy, TableSpec};
-pub use writer::{DataFiles, parquet_properties, parquet_properties_with};
+pub use writer::{DataFiles, parquet_properties, parquet_properties_for, parquet_properties_with};

@@ -34,10 +34,23 @@ pub fn parquet_properties() -> WriterProperties {
 
 /// [`parquet_properties`] with a port's `commit.compression`.
 pub fn parquet_properties_with(codec: Codec) -> WriterProperties {
-    WriterProperties::builder()
+    parquet_properties_for(codec, &[])
+}
+
+/// [`parquet_properties_with`], with dictionary encoding off for the `unique` columns (dotted
+/// paths through structs), whose values rarely repeat: SHA-256 and HMAC-SHA256 masked PII. On
+/// realistic data (a distinct email per event) that encodes 9.5 % faster and 2.5 % smaller; a
+/// dictionary only pays where values repeat (README, Performance).
+pub fn parquet_properties_for(codec: Codec, unique: &[&str]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(compression(codec))
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(64 * 1024));
+    for column in unique {
+        let parts = column.split('.').map(str::to_string).collect();
+        builder = builder
+            .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::new(parts), false);
+    }
+    builder.build()
 }
 
 /// The Parquet codec for a descriptor's.
@@ -80,6 +93,21 @@ impl DataFiles {
         target_file_size: usize,
         codec: Codec,
     ) -> Result<Self, SinkError> {
+        Self::with_properties(
+            table,
+            file_prefix,
+            target_file_size,
+            parquet_properties_with(codec),
+        )
+    }
+
+    /// [`DataFiles::new`] writing with `properties` (see [`parquet_properties_for`]).
+    pub fn with_properties(
+        table: &Table,
+        file_prefix: String,
+        target_file_size: usize,
+        properties: WriterProperties,
+    ) -> Result<Self, SinkError> {
         let table_name = table.identifier().to_string();
         let err = |action, source| SinkError::Table {
             table: table_name.clone(),
@@ -94,10 +122,7 @@ impl DataFiles {
             None,
             DataFileFormat::Parquet,
         );
-        let parquet = ParquetWriterBuilder::new(
-            parquet_properties_with(codec),
-            metadata.current_schema().clone(),
-        );
+        let parquet = ParquetWriterBuilder::new(properties, metadata.current_schema().clone());
         let rolling = RollingFileWriterBuilder::new(
             parquet,
             target_file_size,
@@ -196,5 +221,22 @@ impl DataFiles {
             action,
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parquet::schema::types::ColumnPath;
+
+    use super::*;
+
+    #[test]
+    fn hashed_columns_are_written_without_a_dictionary_nested_ones_too() {
+        let props = parquet_properties_for(Codec::default(), &["email", "customer.email"]);
+        let path = |p: &[&str]| ColumnPath::new(p.iter().map(|s| s.to_string()).collect());
+        assert!(!props.dictionary_enabled(&path(&["email"])));
+        assert!(!props.dictionary_enabled(&path(&["customer", "email"])));
+        assert!(props.dictionary_enabled(&path(&["region"])));
+        assert!(props.dictionary_enabled(&path(&["customer", "name"])));
     }
 }
