@@ -30,16 +30,8 @@ use serde_json::{Value, json};
 
 /// A table of the reference product in `dir`, its platform and product.
 async fn table(dir: &Path) -> (PlatformConfig, DataProduct, OutputTable) {
-    let descriptor = support::product::Product::reference().write(dir);
-    let (config, _) = support::meshd_config(dir, "meshd", "127.0.0.1:9", &[], "");
-    let platform = PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
-    let product = DataProduct::load(&descriptor).unwrap();
-    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
-    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
-    let table = OutputTable::open(catalog, &spec, product.consumer_group())
-        .await
-        .unwrap();
-    (platform, product, table)
+    let lake = support::lake::Lake::embedded(dir, support::product::Product::reference()).await;
+    (lake.platform, lake.product, lake.table)
 }
 
 /// `files` commits of `rows` rows each (the demo's events, a day or two), then compaction.

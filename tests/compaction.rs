@@ -6,9 +6,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use meshd_sinks::iceberg::OutputTable;
 use serde_json::{Value, json};
 use support::product::Product;
 
@@ -22,15 +19,16 @@ async fn small_files_become_one_per_partition_with_the_same_rows() {
     let Some(python) = support::python() else {
         return;
     };
-    let descriptor = Product::reference().write(dir.path());
-    let (config, _) = support::meshd_config(dir.path(), "meshd", "127.0.0.1:9", &[], "");
-    let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
-    let product = meshd_config::DataProduct::load(&descriptor).unwrap();
-    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
-    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
-    let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
-        .await
-        .unwrap();
+    let product_fixture = Product::reference();
+    let support::lake::Lake {
+        config,
+        descriptor,
+        platform,
+        product,
+        spec,
+        catalog,
+        mut table,
+    } = support::lake::Lake::embedded(dir.path(), product_fixture).await;
     let day0 = 1_764_028_800_000; // 2025-11-25T00:00:00Z
     for commit in 0..COMMITS {
         let first = commit * DAYS;
@@ -64,16 +62,7 @@ async fn small_files_become_one_per_partition_with_the_same_rows() {
     let before = rows();
     assert_eq!(before.len(), (COMMITS * DAYS) as usize);
 
-    let maintain = |dry: bool| {
-        let mut args = vec!["maintain", "--config", config.to_str().unwrap()];
-        if dry {
-            args.push("--dry-run");
-        }
-        args.push(descriptor.to_str().unwrap());
-        let (code, out) = support::meshd_output(&args);
-        assert_eq!(code, Some(0), "{out}");
-        out
-    };
+    let maintain = |dry: bool| support::lake::maintain(&config, &descriptor, dry);
     let dry = maintain(true);
     assert!(
         dry.contains("would compact 500 small file(s) in 5 partition(s)"),

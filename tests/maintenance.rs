@@ -8,10 +8,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use meshd_sinks::iceberg::OutputTable;
 use support::lake::offsets;
 use support::product::Product;
 
@@ -25,19 +23,18 @@ async fn expiry_keeps_every_live_snapshot_readable_and_deletes_only_what_expired
     let Some(python) = support::python() else {
         return;
     };
-    let descriptor = Product::reference()
+    let product_fixture = Product::reference()
         .snapshot_expiry(Duration::from_secs(1), KEEP, Duration::from_secs(3600))
         // Expiry alone: compaction's `replace` snapshot would be one more to count.
-        .compact_above(1_000)
-        .write(dir.path());
-    let (config, _) = support::meshd_config(dir.path(), "meshd", "127.0.0.1:9", &[], "");
-    let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
-    let product = meshd_config::DataProduct::load(&descriptor).unwrap();
-    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
-    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
-    let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
-        .await
-        .unwrap();
+        .compact_above(1_000);
+    let support::lake::Lake {
+        config,
+        descriptor,
+        product,
+        catalog,
+        mut table,
+        ..
+    } = support::lake::Lake::embedded(dir.path(), product_fixture).await;
     // Expiry alone: a manifest merge (200 commits make 200 manifests) would be one more snapshot.
     let tx = iceberg::transaction::Transaction::new(table.table());
     let tx = iceberg::transaction::ApplyTransactionAction::apply(

@@ -12,10 +12,8 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use iceberg::{ErrorKind, TableRequirement, TableUpdate};
-use meshd_sinks::iceberg::OutputTable;
 use meshd_sinks::iceberg::commit::{MetadataChange, MetadataCommitter, commit_with_rebase};
 use serde_json::Value;
 use support::product::Product;
@@ -41,17 +39,20 @@ async fn conflicts_are_refused_then_rebased(dir: &Path, config: &Path, s3: Optio
     let Some(python) = support::python() else {
         return;
     };
-    let descriptor = Product::reference()
-        .location("s3://lake/warehouse/payments/payment_transactions")
-        .write(dir);
-    let platform = meshd_config::PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
-    let product = meshd_config::DataProduct::load(&descriptor).unwrap();
-    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
-    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+    let support::lake::Lake {
+        platform,
+        product,
+        spec,
+        catalog,
+        mut table,
+        ..
+    } = support::lake::Lake::on(
+        dir,
+        config,
+        Product::reference().location("s3://lake/warehouse/payments/payment_transactions"),
+    )
+    .await;
     let committer = MetadataCommitter::open(&platform).await.unwrap();
-    let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
-        .await
-        .unwrap();
     support::lake::append_payments(&mut table, &product, 0..ROWS).await;
     let stale = table.table().clone();
 

@@ -13,7 +13,7 @@ mod support;
 
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use support::product::{Product, Schema};
 use support::{Tansu, python};
 
@@ -47,13 +47,7 @@ async fn two_output_ports_are_each_exactly_once_through_sigkills() {
     let (config, start) =
         support::crash_loop_member(dir.path(), &tansu.bootstrap, SESSION_TIMEOUT, &descriptor);
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
-    for run in 0..kills {
-        let mut meshd = start(run);
-        support::until_consuming(&meshd, "the restarted worker");
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..2500))).await;
-        meshd.kill();
-        support::wait_out_session(SESSION_TIMEOUT).await;
-    }
+    support::kill_at_random(&start, kills, 0..2500, &mut rng, SESSION_TIMEOUT).await;
     let records = stream.stop().await;
     let last = start(kills);
     let dlq = format!("{TOPIC}.dlq");

@@ -8,12 +8,10 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 
-use meshd_sinks::iceberg::OutputTable;
 use serde_json::{Value, json};
 use support::product::Product;
 
@@ -39,18 +37,18 @@ async fn rows_older_than_the_retention_are_removed_and_younger_ones_kept_exactly
     let period_s = (now - noon) / 1000;
     let cut = now - period_s * 1000;
     // Snapshots older than 1 s expire (keeping the newest): the removed files must leave storage.
-    let descriptor = Product::reference()
+    let product_fixture = Product::reference()
         .retention(&format!("{period_s}s"))
-        .snapshot_expiry(Duration::from_secs(1), 1, Duration::from_secs(3600))
-        .write(dir.path());
-    let (config, _) = support::meshd_config(dir.path(), "meshd", "127.0.0.1:9", &[], "");
-    let platform = meshd_config::PlatformConfig::load(Some(&config), std::iter::empty()).unwrap();
-    let product = meshd_config::DataProduct::load(&descriptor).unwrap();
-    let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
-    let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
-    let mut table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
-        .await
-        .unwrap();
+        .snapshot_expiry(Duration::from_secs(1), 1, Duration::from_secs(3600));
+    let support::lake::Lake {
+        config,
+        descriptor,
+        product,
+        spec,
+        catalog,
+        mut table,
+        ..
+    } = support::lake::Lake::embedded(dir.path(), product_fixture).await;
 
     // Event n happened n steps ago, skipping the margin around the cut.
     let time = |n: i64| {
@@ -103,16 +101,7 @@ async fn rows_older_than_the_retention_are_removed_and_younger_ones_kept_exactly
         serde_json::from_str(&out).unwrap()
     };
 
-    let maintain = |dry: bool| {
-        let mut args = vec!["maintain", "--config", config.to_str().unwrap()];
-        if dry {
-            args.push("--dry-run");
-        }
-        args.push(descriptor.to_str().unwrap());
-        let (code, out) = support::meshd_output(&args);
-        assert_eq!(code, Some(0), "{out}");
-        out
-    };
+    let maintain = |dry: bool| support::lake::maintain(&config, &descriptor, dry);
     let total = EVENTS + 2;
     let label = format!("retention {period_s}s by event_time:");
     // "… N file(s) dropped, M rewritten": how many files the cut falls in.

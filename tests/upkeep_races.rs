@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use support::product::Product;
 use support::{Tansu, poll, python};
 
@@ -63,13 +63,7 @@ async fn retention_compaction_and_expiry_race_a_crash_loop_and_lose_nothing_youn
     let (config, start) =
         support::crash_loop_member(dir.path(), &tansu.bootstrap, SESSION_TIMEOUT, &descriptor);
     let stream = support::Stream::start(&tansu.bootstrap, TOPIC, 1000, BAD_EVERY);
-    for run in 0..kills {
-        let mut meshd = start(run);
-        support::until_consuming(&meshd, "the restarted worker");
-        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3000))).await;
-        meshd.kill();
-        support::wait_out_session(SESSION_TIMEOUT).await;
-    }
+    support::kill_at_random(&start, kills, 500..3000, &mut rng, SESSION_TIMEOUT).await;
     let records = stream.stop().await;
     let last = start(kills);
     let good = |n: &u64| n % BAD_EVERY != BAD_EVERY - 1;

@@ -106,14 +106,7 @@ pub async fn maintain_table(
     let mut attempt = 0;
     let expiry = loop {
         attempt += 1;
-        let table = catalog
-            .load_table(ident)
-            .await
-            .map_err(|source| SinkError::Table {
-                table: ident.to_string(),
-                action: "loading the table",
-                source,
-            })?;
+        let table = meshd_sinks::iceberg::load_table(catalog, ident).await?;
         match expire_snapshots(
             catalog,
             &table,

@@ -228,14 +228,7 @@ pub async fn evolve_table(
         NamespaceIdent::new(spec.namespace.clone()),
         spec.name.clone(),
     );
-    let table = catalog
-        .load_table(&ident)
-        .await
-        .map_err(|source| SinkError::Table {
-            table: ident.to_string(),
-            action: "loading the table",
-            source,
-        })?;
+    let table = meshd_sinks::iceberg::load_table(catalog, &ident).await?;
     let table = evolution::apply(catalog, committer, &table, &spec.schema, &changes).await?;
     let properties = properties::apply(catalog, &table, &spec.properties).await?;
     let columns = changes

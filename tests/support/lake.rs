@@ -2,11 +2,77 @@
 //! exactly once through meshd's own writer, for tests of what happens to tables afterwards.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use meshd_config::DataProduct;
+use iceberg::Catalog;
+use meshd_config::{DataProduct, PlatformConfig};
 use meshd_runtime::decode::{self, JsonDecoderFactory, wire};
-use meshd_sinks::iceberg::{DataFiles, Offsets, OutputTable};
+use meshd_sinks::iceberg::{DataFiles, Offsets, OutputTable, TableSpec};
+
+use super::product::Product;
+
+/// A product's first output table, opened (created) through meshd's own writer, with what a test
+/// needs around it: the files it was configured from, the platform, the catalog.
+pub struct Lake {
+    /// The platform config file.
+    pub config: PathBuf,
+    /// The descriptor file.
+    pub descriptor: PathBuf,
+    /// The platform.
+    pub platform: PlatformConfig,
+    /// The loaded product.
+    pub product: DataProduct,
+    /// The table's spec (namespace, name, location).
+    pub spec: TableSpec,
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// The output table, for appends.
+    pub table: OutputTable,
+}
+
+impl Lake {
+    /// `product` written into `dir` on the embedded default (SQLite catalog and warehouse in
+    /// `dir`).
+    pub async fn embedded(dir: &Path, product: Product) -> Self {
+        let (config, _) = super::meshd_config(dir, "meshd", "127.0.0.1:9", &[], "");
+        Self::on(dir, &config, product).await
+    }
+
+    /// `product` written into `dir`, its table in the catalog `config` names.
+    pub async fn on(dir: &Path, config: &Path, product: Product) -> Self {
+        let descriptor = product.write(dir);
+        let platform = PlatformConfig::load(Some(config), std::iter::empty()).unwrap();
+        let product = DataProduct::load(&descriptor).unwrap();
+        let spec = meshd_runtime::provision::table_spec(&platform, &product, 0).unwrap();
+        let catalog = meshd_sinks::iceberg::open_catalog(&platform).await.unwrap();
+        let table = OutputTable::open(Arc::clone(&catalog), &spec, product.consumer_group())
+            .await
+            .unwrap();
+        Self {
+            config: config.to_path_buf(),
+            descriptor,
+            platform,
+            product,
+            spec,
+            catalog,
+            table,
+        }
+    }
+}
+
+/// `meshd maintain --config <config> <descriptor>` (with `--dry-run` when `dry`); its output,
+/// exit 0 asserted.
+pub fn maintain(config: &Path, descriptor: &Path, dry: bool) -> String {
+    let mut args = vec!["maintain", "--config", config.to_str().unwrap()];
+    if dry {
+        args.push("--dry-run");
+    }
+    args.push(descriptor.to_str().unwrap());
+    let (code, out) = super::meshd_output(&args);
+    assert_eq!(code, Some(0), "{out}");
+    out
+}
 
 /// The topic the recorded offsets name.
 pub const TOPIC: &str = "raw-payment-events";

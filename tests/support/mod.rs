@@ -550,6 +550,24 @@ pub fn crash_loop_member<'a>(
     (config, start)
 }
 
+/// `kills` runs of meshd (`start(run)`), each SIGKILLed `pause_ms` (drawn from `rng`) after it
+/// began consuming; the next starts once the dead member's `session` has expired.
+pub async fn kill_at_random(
+    start: impl Fn(u64) -> Meshd,
+    kills: u64,
+    pause_ms: std::ops::Range<u64>,
+    rng: &mut impl rand::Rng,
+    session: Duration,
+) {
+    for run in 0..kills {
+        let mut meshd = start(run);
+        until_consuming(&meshd, "the restarted worker");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(pause_ms.clone()))).await;
+        meshd.kill();
+        wait_out_session(session).await;
+    }
+}
+
 /// Sends the reference payment event `n` (malformed when `n % bad_every == bad_every - 1`)
 /// and waits for the broker's acknowledgement.
 pub async fn send_payment_event(

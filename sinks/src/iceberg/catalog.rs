@@ -25,6 +25,21 @@ pub async fn open_catalog(config: &PlatformConfig) -> Result<Arc<dyn Catalog>, S
     }
 }
 
+/// Loads a table, an error naming it.
+pub async fn load_table(
+    catalog: &dyn Catalog,
+    ident: &iceberg::TableIdent,
+) -> Result<iceberg::table::Table, SinkError> {
+    catalog
+        .load_table(ident)
+        .await
+        .map_err(|source| SinkError::Table {
+            table: ident.to_string(),
+            action: "loading the table",
+            source,
+        })
+}
+
 /// meshd's storage for every catalog, with the `storage.*` keys checked.
 pub fn storage_factory(config: &PlatformConfig) -> Result<ObjectStorageFactory, SinkError> {
     let options = config

@@ -125,12 +125,12 @@ where
     };
     let mut attempt = 0;
     loop {
-        let table = catalog.load_table(ident).await.map_err(failed)?;
+        let table = super::load_table(catalog, ident).await?;
         let Some(change) = build(&table)? else {
             return Ok(table);
         };
         match committer.commit(&table, change).await {
-            Ok(()) => return catalog.load_table(ident).await.map_err(failed),
+            Ok(()) => return super::load_table(catalog, ident).await,
             Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts && attempt < REBASES => {
                 attempt += 1;
                 tracing::info!(table = %ident, attempt, "{action}: the table changed meanwhile; rebasing");

@@ -47,15 +47,10 @@ pub async fn compact(
     max_small_files: usize,
     dry_run: bool,
 ) -> Result<Compaction, SinkError> {
-    let table = catalog
-        .load_table(ident)
-        .await
-        .map_err(|source| SinkError::Table {
-            table: ident.to_string(),
-            action: "loading the table",
-            source,
-        })?;
-    let groups = small_files(&table, target_size / 2, max_small_files)
+    let table = super::load_table(catalog, ident).await?;
+    // The manifests read to plan are the ones the commit rewrites: read once for both.
+    let mut cache = rewrite::ManifestCache::new();
+    let groups = small_files(&table, target_size / 2, max_small_files, &mut cache)
         .await
         .map_err(|source| SinkError::Table {
             table: ident.to_string(),
@@ -104,9 +99,7 @@ pub async fn compact(
             report.files_in.to_string(),
         )]),
     };
-    match rewrite::commit_rewrite(catalog, committer, ident, &rewrite, &mut Default::default())
-        .await?
-    {
+    match rewrite::commit_rewrite(catalog, committer, ident, &rewrite, &mut cache).await? {
         Outcome::Committed(_) => {}
         Outcome::Stale => {
             report.gave_up = true;
@@ -118,7 +111,12 @@ pub async fn compact(
 }
 
 /// The small live files of each partition of the default spec that has more than `max` of them.
-async fn small_files(table: &Table, below: u64, max: usize) -> iceberg::Result<Vec<Vec<DataFile>>> {
+async fn small_files(
+    table: &Table,
+    below: u64,
+    max: usize,
+    cache: &mut rewrite::ManifestCache,
+) -> iceberg::Result<Vec<Vec<DataFile>>> {
     let metadata = table.metadata();
     let Some(snapshot) = metadata.current_snapshot() else {
         return Ok(Vec::new());
@@ -130,7 +128,7 @@ async fn small_files(table: &Table, below: u64, max: usize) -> iceberg::Result<V
         if manifest.content != ManifestContentType::Data || manifest.partition_spec_id != spec_id {
             continue;
         }
-        let loaded = manifest.load_manifest(table.file_io()).await?;
+        let loaded = rewrite::cached_manifest(table, manifest, cache).await?;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
             if file.file_size_in_bytes() < below {

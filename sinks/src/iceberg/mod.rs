@@ -16,7 +16,7 @@ mod table;
 mod writer;
 
 pub use catalog::{
-    open_catalog, probe_location, redact_uri, storage, storage_factory, table_location,
+    load_table, open_catalog, probe_location, redact_uri, storage, storage_factory, table_location,
 };
 pub use offsets::Offsets;
 pub use table::{CommitOutcome, OutputTable, RetryPolicy, TableSpec};

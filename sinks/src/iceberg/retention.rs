@@ -70,11 +70,9 @@ pub async fn enforce_retention(
     let mut cache = rewrite::ManifestCache::new();
     loop {
         attempt += 1;
-        let table = catalog
-            .load_table(ident)
-            .await
-            .map_err(|e| failed("loading the table", e))?;
-        let plan = plan(&table, column, cut_micros)
+        let table = super::load_table(catalog, ident).await?;
+        // The plan's manifests are the ones the commit rewrites: read once for both.
+        let plan = plan(&table, column, cut_micros, &mut cache)
             .await
             .map_err(|e| failed("reading the manifests for retention", e))?;
         let mut report = RetentionReport {
@@ -135,7 +133,12 @@ struct Plan {
     straddle: Vec<DataFile>,
 }
 
-async fn plan(table: &Table, column: &str, cut_micros: i64) -> iceberg::Result<Plan> {
+async fn plan(
+    table: &Table,
+    column: &str,
+    cut_micros: i64,
+    cache: &mut rewrite::ManifestCache,
+) -> iceberg::Result<Plan> {
     let mut plan = Plan {
         drop: Vec::new(),
         straddle: Vec::new(),
@@ -166,7 +169,7 @@ async fn plan(table: &Table, column: &str, cut_micros: i64) -> iceberg::Result<P
     let list = table.manifest_list_reader(snapshot).load().await?;
     for manifest in list.entries() {
         let spec = metadata.partition_spec_by_id(manifest.partition_spec_id);
-        let loaded = manifest.load_manifest(table.file_io()).await?;
+        let loaded = rewrite::cached_manifest(table, manifest, cache).await?;
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
             let partition_end = spec.and_then(|s| partition_end_micros(s, file, field.id));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use iceberg::spec::{
     DataFile, FormatVersion, Manifest, ManifestContentType, ManifestFile, ManifestListWriter,
-    ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpec, Snapshot, SnapshotReference,
     SnapshotRetention, SnapshotSummaryCollector, Summary,
 };
 use iceberg::table::Table;
@@ -92,6 +92,20 @@ fn merge_above(table: &Table) -> Option<usize> {
 /// Manifests already read, by path: they never change, so a rebase reads only the new ones.
 pub type ManifestCache = HashMap<String, Arc<Manifest>>;
 
+/// `manifest` read once: from `cache`, or from storage into it.
+pub async fn cached_manifest(
+    table: &Table,
+    manifest: &ManifestFile,
+    cache: &mut ManifestCache,
+) -> Result<Arc<Manifest>, Error> {
+    if let Some(m) = cache.get(&manifest.manifest_path) {
+        return Ok(Arc::clone(m));
+    }
+    let m = Arc::new(manifest.load_manifest(table.file_io()).await?);
+    cache.insert(manifest.manifest_path.clone(), Arc::clone(&m));
+    Ok(m)
+}
+
 /// Commits `rewrite` on the current snapshot of `ident`; when another commit lands first (a
 /// worker's append), rebases onto it as long as every file to remove is still live there, and
 /// gives up cleanly ([`Outcome::Stale`]) when one is not. When the catalog's answer is lost (a
@@ -117,10 +131,7 @@ pub async fn commit_rewrite(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let table = catalog
-            .load_table(ident)
-            .await
-            .map_err(|e| failed("loading the table", e))?;
+        let table = super::load_table(catalog, ident).await?;
         let prepared = match prepare(&table, rewrite, cache).await {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
@@ -188,10 +199,18 @@ pub async fn prepare(
     let sequence = metadata.next_sequence_number();
     let schema = metadata.current_schema().clone();
     let commit = uuid::Uuid::now_v7();
-    let manifest_path = |n: usize| {
-        format!(
-            "{}/metadata/{commit}-m{n}.avro",
-            metadata.location().trim_end_matches('/')
+    // A new data manifest of this snapshot for `spec`, its path recorded in `written`.
+    let new_manifest = |written: &mut Vec<String>, spec: &PartitionSpec| {
+        let path = format!(
+            "{}/metadata/{commit}-m{}.avro",
+            metadata.location().trim_end_matches('/'),
+            written.len()
+        );
+        let output = table.file_io().new_output(&path)?;
+        written.push(path);
+        Ok::<_, Error>(
+            ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), spec.clone())
+                .build_v2_data(),
         )
     };
     let mut written = Vec::new();
@@ -217,14 +236,7 @@ pub async fn prepare(
         if no_live {
             continue;
         }
-        let loaded = match cache.get(&manifest.manifest_path) {
-            Some(m) => Arc::clone(m),
-            None => {
-                let m = Arc::new(manifest.load_manifest(table.file_io()).await?);
-                cache.insert(manifest.manifest_path.clone(), Arc::clone(&m));
-                m
-            }
-        };
+        let loaded = cached_manifest(table, manifest, cache).await?;
         let hit = loaded
             .entries()
             .iter()
@@ -245,16 +257,7 @@ pub async fn prepare(
         let writer = match writers.entry(manifest.partition_spec_id) {
             std::collections::btree_map::Entry::Occupied(w) => w.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => {
-                let path = manifest_path(written.len());
-                let writer = ManifestWriterBuilder::new(
-                    table.file_io().new_output(&path)?,
-                    Some(snapshot_id),
-                    schema.clone(),
-                    (*spec).clone(),
-                )
-                .build_v2_data();
-                written.push(path);
-                slot.insert(writer)
+                slot.insert(new_manifest(&mut written, &spec)?)
             }
         };
         for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
@@ -287,15 +290,7 @@ pub async fn prepare(
     }
     if !rewrite.add.is_empty() {
         let spec = metadata.default_partition_spec().clone();
-        let path = manifest_path(written.len());
-        let mut writer = ManifestWriterBuilder::new(
-            table.file_io().new_output(&path)?,
-            Some(snapshot_id),
-            schema.clone(),
-            (*spec).clone(),
-        )
-        .build_v2_data();
-        written.push(path);
+        let mut writer = new_manifest(&mut written, &spec)?;
         for file in &rewrite.add {
             summary.add_file(file, schema.clone(), spec.clone());
             writer.add_file(file.clone(), -1)?;
