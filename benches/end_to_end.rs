@@ -33,7 +33,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use meshd_kafka_batch::{BatchQueue, MAX_BATCH};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -73,22 +74,32 @@ impl Broker {
     }
 }
 
-/// The consume limit: a bare consumer reading `count` records from the beginning. Returns the
-/// time from its first record to its last, and the CPU seconds this process spent meanwhile
-/// (librdkafka's threads included), which is the per-core ceiling for any consumer.
-fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) {
-    let cpu0 = cpu_seconds(std::process::id());
-    let consumer: BaseConsumer = support::reader(bootstrap, "bench-bare")
-        .set("fetch.max.bytes", "52428800")
-        .set("queued.max.messages.kbytes", "65536")
-        .create()
-        .unwrap();
+/// A bare consumer's settings: meshd's prefetch and fetch-backoff defaults, nothing else.
+fn bare_reader(bootstrap: &str, purpose: &str) -> ClientConfig {
+    let mut config = support::reader(bootstrap, purpose);
+    for (key, value) in meshd_runtime::kafka::CONSUMER_DEFAULTS {
+        config.set(*key, *value);
+    }
+    config
+}
+
+/// Every partition of the bench's topic, from its first record.
+fn from_beginning(topic: &str) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
-    consumer.assign(&tpl).unwrap();
+    tpl
+}
+
+/// The consume limit: a bare consumer reading `count` records from the beginning. Returns the
+/// time from its first record to its last, and the CPU seconds this process spent meanwhile
+/// (librdkafka's threads included), which is the per-core ceiling for any consumer.
+fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) {
+    let cpu0 = cpu_seconds(std::process::id());
+    let consumer: BaseConsumer = bare_reader(bootstrap, "bench-bare").create().unwrap();
+    consumer.assign(&from_beginning(topic)).unwrap();
     let mut seen = 0;
     let mut started = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -105,6 +116,39 @@ fn consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) 
         }
     }
     assert_eq!(seen, count, "the bare consumer did not read every record");
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    (elapsed, cpu_seconds(std::process::id()) - cpu0)
+}
+
+/// The batch consume limit: as [`consume_limit`], reading through meshd's [`BatchQueue`]
+/// (librdkafka's `rd_kafka_consume_batch_queue`, what the worker does) instead of one
+/// message per poll. Returns the same pair.
+async fn batch_consume_limit(bootstrap: &str, topic: &str, count: usize) -> (Duration, f64) {
+    let cpu0 = cpu_seconds(std::process::id());
+    let consumer: std::sync::Arc<StreamConsumer> =
+        std::sync::Arc::new(bare_reader(bootstrap, "bench-bare-batch").create().unwrap());
+    let queue = BatchQueue::new(std::sync::Arc::clone(&consumer));
+    for p in 0..PARTITIONS {
+        queue.route(topic, p).unwrap();
+    }
+    consumer.assign(&from_beginning(topic)).unwrap();
+    let mut seen = 0;
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count && Instant::now() < deadline {
+        let taken = queue.take(MAX_BATCH, |m| {
+            std::hint::black_box(m.ok().and_then(|m| m.payload()));
+        });
+        if taken > 0 {
+            started.get_or_insert_with(Instant::now);
+            seen += taken;
+        } else {
+            // Serve the consumer's own queue, as the worker does, then wait for records.
+            let _ = futures::FutureExt::now_or_never(consumer.recv());
+            let _ = tokio::time::timeout(Duration::from_millis(100), queue.ready()).await;
+        }
+    }
+    assert_eq!(seen, count, "the batch consumer did not read every record");
     let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
     (elapsed, cpu_seconds(std::process::id()) - cpu0)
 }
@@ -251,7 +295,8 @@ fn start_meshd(
     std::fs::write(
         &config,
         format!(
-            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n{}metrics:\n  listen: {listen}\nmasking:\n  keyFile: {}/masking.key\n{}",
+            "kafka:\n  bootstrap.servers: {bootstrap}\n  session.timeout.ms: \"6000\"\n{}{}metrics:\n  listen: {listen}\nmasking:\n  keyFile: {}/masking.key\n{}",
+            extra_kafka_settings(),
             store.platform_lines(dir),
             dir.display(),
             registry.map_or(String::new(), |r| format!("schemaRegistry:\n  url: {}\n", r.url())),
@@ -259,6 +304,16 @@ fn start_meshd(
     )
     .unwrap();
     support::Meshd::start(&config, &[&descriptor], &listen, dir.join("meshd.log"))
+}
+
+/// `MESHD_BENCH_KAFKA=key=value,...`: librdkafka settings added to meshd's `kafka:` section,
+/// to measure a knob (`statistics.interval.ms=0`, `queued.min.messages=1000000`).
+fn extra_kafka_settings() -> String {
+    setting("MESHD_BENCH_KAFKA", "")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| format!("  {}: \"{}\"\n", k.trim(), v.trim()))
+        .collect()
 }
 
 /// meshd from offset 0 to all committed: (seconds from first consumption, CPU seconds, peak RSS).
@@ -342,10 +397,10 @@ async fn freshness(
     rate: u64,
     seconds: u64,
     store: &Store,
-) -> (f64, f64) {
-    let topic = format!("bench-fresh-{format}");
+) -> Steady {
+    let topic = format!("bench-fresh-{format}-{rate}");
     broker.create_topic(&topic).await;
-    let dir = dir.join("fresh");
+    let dir = dir.join(format!("fresh-{rate}"));
     std::fs::create_dir_all(&dir).unwrap();
     let registry = registry(format, &dir, &topic);
     let meshd = start_meshd(
@@ -371,14 +426,19 @@ async fn freshness(
         .unwrap();
     let per_tick = (rate / 10).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let sending = Instant::now();
     let mut sent = Vec::new();
     let mut n = 0;
+    let mut bytes = 0u64;
+    let pid = meshd.child.id();
+    let cpu0 = cpu_seconds(pid);
     for _ in 0..seconds * 10 {
         tick.tick().await;
         let payloads: Vec<Vec<u8>> = (n..n + per_tick)
             .map(|i| payload(data, format, &avro, i))
             .collect();
         n += per_tick;
+        bytes += payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         // The produce time is taken here: not every broker returns a timestamp on delivery.
         let produced_ms = chrono::Utc::now().timestamp_millis();
         let sends = payloads.iter().map(|p| {
@@ -392,6 +452,8 @@ async fn freshness(
             sent.push((d.partition, d.offset, produced_ms));
         }
     }
+    // What the producer achieved: at high rates it may fall behind the ticks.
+    let achieved = sent.len() as f64 / sending.elapsed().as_secs_f64();
     support::poll(
         "the steady stream to be committed",
         Duration::from_secs(300),
@@ -400,6 +462,8 @@ async fn freshness(
                 .then_some(())
         },
     );
+    // Everything meshd spent while the stream ran: idle polling and per-commit costs included.
+    let cpu_s_per_gb = (cpu_seconds(pid) - cpu0) / (bytes as f64 / 1e9);
     // Each record is visible from the first snapshot whose recorded offset passes it.
     let platform =
         meshd_config::PlatformConfig::load(Some(&dir.join("meshd.yaml")), std::iter::empty())
@@ -432,7 +496,38 @@ async fn freshness(
     assert_eq!(latencies.len(), sent.len(), "a record is in no snapshot");
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
-    (at(0.5), at(0.99))
+    Steady {
+        rate,
+        achieved,
+        cpu_s_per_gb,
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// meshd at a steady rate below capacity: freshness, and CPU per GB with the idle and
+/// per-commit costs that a saturated drain hides.
+struct Steady {
+    /// Records per second asked of the producer.
+    rate: u64,
+    /// Records per second it sent.
+    achieved: f64,
+    cpu_s_per_gb: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl Steady {
+    fn json(&self) -> Value {
+        json!({
+            "rate_records_per_s": self.rate,
+            "achieved_records_per_s": self.achieved,
+            "commit_interval_s": COMMIT_INTERVAL.as_secs_f64(),
+            "cpu_s_per_gb": self.cpu_s_per_gb,
+            "p50_s": self.p50,
+            "p99_s": self.p99,
+        })
+    }
 }
 
 async fn run_config(
@@ -464,6 +559,7 @@ async fn run_config(
     produce(&bootstrap, &topic, &payloads).await;
 
     let (consume, consume_cpu) = consume_limit(&bootstrap, &topic, records);
+    let (_, batch_consume_cpu) = batch_consume_limit(&bootstrap, &topic, records).await;
     let consume = consume.as_secs_f64();
     let (pipeline, encode) = pipeline_and_encode(format, &payloads);
     let registry = registry(format, dir.path(), &topic);
@@ -484,18 +580,24 @@ async fn run_config(
     let peer = (format == "json" && store_name == "local")
         .then(|| peer(&bootstrap, &topic, records, dir.path(), bytes, cpu))
         .flatten();
-    // Freshness below capacity: half of what meshd just sustained, at most 20,000 records/s.
-    let rate = ((records as f64 / seconds) * 0.5).clamp(100.0, 20_000.0) as u64;
-    let (p50, p99) = freshness(
-        dir.path(),
-        &broker,
-        data,
-        format,
-        rate,
-        if quick { 2 } else { 15 },
-        &store,
-    )
-    .await;
+    // Below capacity: a tenth and half of what meshd just sustained (the rate the producer
+    // achieved is reported beside the one asked).
+    let mut steady = Vec::new();
+    for share in [0.1, 0.5] {
+        let rate = ((records as f64 / seconds) * share).max(100.0) as u64;
+        let run = freshness(
+            dir.path(),
+            &broker,
+            data,
+            format,
+            rate,
+            if quick { 2 } else { 15 },
+            &store,
+        )
+        .await;
+        steady.push(run);
+    }
+    let half = &steady[1];
     json!({
         "broker": broker_name,
         "data": data.name(),
@@ -516,22 +618,22 @@ async fn run_config(
         "peer": peer,
         "consume_limit_mb_per_s": consume_mbps,
         "consume_limit_mb_per_s_per_core": mb(bytes) / consume_cpu.max(1e-9),
+        "consume_limit_cpu_us_per_record": consume_cpu * 1e6 / records as f64,
+        "batch_consume_limit_mb_per_s_per_core": mb(bytes) / batch_consume_cpu.max(1e-9),
+        "batch_consume_limit_cpu_us_per_record": batch_consume_cpu * 1e6 / records as f64,
         "encode_limit_mb_per_s": encode_mbps,
         "pipeline_mb_per_s": pipeline_mbps,
         "ratio_meshd_to_consume_limit": meshd_mbps / consume_mbps,
         "ratio_pipeline_to_encode_limit": pipeline_mbps / encode_mbps,
-        "freshness": {
-            "rate_records_per_s": rate,
-            "commit_interval_s": 1.0,
-            "p50_s": p50,
-            "p99_s": p99,
-        },
+        // Freshness at half of capacity, and both steady rates.
+        "freshness": half.json(),
+        "steady": {"10%": steady[0].json(), "50%": steady[1].json()},
     })
 }
 
 fn print_table(results: &[Value]) {
     println!(
-        "\n{:<6} {:<9} {:<14} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}",
+        "\n{:<6} {:<9} {:<14} {:<5} {:>9} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>9}",
         "broker",
         "data",
         "fmt",
@@ -543,6 +645,7 @@ fn print_table(results: &[Value]) {
         "RSS MiB",
         "consume",
         "c/core",
+        "batch/core",
         "pipeline",
         "encode",
         "e2e/c",
@@ -550,12 +653,14 @@ fn print_table(results: &[Value]) {
         "fr p50",
         "fr p99",
         "peer s/GB",
-        "peer/m"
+        "peer/m",
+        "s/GB@10%",
+        "s/GB@50%"
     );
     for r in results {
         let m = &r["meshd"];
         println!(
-            "{:<6} {:<9} {:<14} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>9.1} {:>7.1}",
+            "{:<6} {:<9} {:<14} {:<5} {:>9} {:>8.1} {:>9.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>10.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>9.1} {:>7.1} {:>9.1} {:>9.1}",
             r["broker"].as_str().unwrap_or(""),
             r["data"].as_str().unwrap_or(""),
             r["format"].as_str().unwrap_or(""),
@@ -567,6 +672,9 @@ fn print_table(results: &[Value]) {
             m["peak_rss_mib"].as_f64().unwrap_or(0.0),
             r["consume_limit_mb_per_s"].as_f64().unwrap_or(0.0),
             r["consume_limit_mb_per_s_per_core"].as_f64().unwrap_or(0.0),
+            r["batch_consume_limit_mb_per_s_per_core"]
+                .as_f64()
+                .unwrap_or(0.0),
             r["pipeline_mb_per_s"].as_f64().unwrap_or(0.0),
             r["encode_limit_mb_per_s"].as_f64().unwrap_or(0.0),
             r["ratio_meshd_to_consume_limit"].as_f64().unwrap_or(0.0),
@@ -575,6 +683,8 @@ fn print_table(results: &[Value]) {
             r["freshness"]["p99_s"].as_f64().unwrap_or(0.0),
             r["peer"]["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
             r["peer"]["peer_cpu_over_meshd_cpu"].as_f64().unwrap_or(0.0),
+            r["steady"]["10%"]["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
+            r["steady"]["50%"]["cpu_s_per_gb"].as_f64().unwrap_or(0.0),
         );
     }
     println!(

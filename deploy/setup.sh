@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages meshd needs, and only those missing: `build` for building meshd and
-# running the demo, `test` for the test suite (adds Prometheus, systemd, PostgreSQL, the Python venv
+# running the demo, `test` for the test suite (adds Prometheus, systemd, PostgreSQL, valgrind, the Python venv
 # module). Works as root without sudo, and as a user with sudo; `apt-get update` runs only when the
 # package lists are missing or an install fails on stale ones.
 #
@@ -10,7 +10,7 @@ set -euo pipefail
 # C toolchain for librdkafka, zstd and the vendored OpenSSL (which needs perl and make); no
 # libssl-dev or pkg-config: OpenSSL is built from source with librdkafka.
 build_packages=(gcc g++ make perl)
-test_packages=(prometheus systemd postgresql)
+test_packages=(prometheus systemd postgresql valgrind)
 
 case "${1:-build}" in
 build) wanted=("${build_packages[@]}") ;;

@@ -160,6 +160,10 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.max.bytes", "52428800"),
     // Prefetched records per consumer: with the open Parquet files, what bounds memory.
     ("queued.max.messages.kbytes", "65536"),
+    // librdkafka waits this long before fetching again once the prefetch is full (default
+    // 1000 ms). A worker empties it in milliseconds, then sat idle for the rest of the second:
+    // measured on a backlog, 20 ms drains it ~4x faster at the same CPU per GB and memory.
+    ("fetch.queue.backoff.ms", "20"),
 ];
 
 /// A worker's consumer, with the rebalances it announces and its statistics.

@@ -7,19 +7,37 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 
 use super::{DecoderFactory, Diagnosis, RowDecoder};
 
 /// Builds JSON decoders for a wire schema.
 pub struct JsonDecoderFactory {
     schema: SchemaRef,
+    /// Whether a column (at any depth) is a decimal: only then are records prechecked.
+    decimals: bool,
 }
 
 impl JsonDecoderFactory {
     /// `schema` is the wire schema (see [`super::wire`]).
     pub fn new(schema: SchemaRef) -> Self {
-        Self { schema }
+        let decimals = schema.fields().iter().any(|f| has_decimal(f.data_type()));
+        Self { schema, decimals }
+    }
+}
+
+/// Whether a type is, or holds, a decimal.
+fn has_decimal(ty: &DataType) -> bool {
+    match ty {
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_decimal(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) | DataType::Map(f, _) => {
+            has_decimal(f.data_type())
+        }
+        _ => false,
     }
 }
 
@@ -35,6 +53,18 @@ impl DecoderFactory for JsonDecoderFactory {
     }
 
     fn diagnose(&self, payload: &[u8]) -> Option<Diagnosis> {
+        explain::diagnose(self.schema.fields(), payload)
+    }
+
+    /// arrow-cast 58 reads a decimal's exponent into an `i16` without checking: five or more
+    /// digits overflow it (a panic with overflow checks, a wrong value without). A record
+    /// whose text has such an exponent anywhere is checked field by field first, and rejected
+    /// with what that check finds (a decimal holding it does not fit); the scan costs a few
+    /// comparisons per `e` in the record.
+    fn precheck(&self, payload: &[u8]) -> Option<Diagnosis> {
+        if !self.decimals || !explain::may_hold_long_exponent(payload) {
+            return None;
+        }
         explain::diagnose(self.schema.fields(), payload)
     }
 }
@@ -122,6 +152,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// arrow-cast 58 overflows an `i16` on a decimal exponent of five digits (a panic in
+    /// debug builds: found by the `decode_json` fuzz target): such records are rejected
+    /// before the decoder sees them, the others in the chunk kept.
+    #[test]
+    fn decimal_exponents_beyond_arrow_s_reach_are_rejected_not_parsed() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("amount", DataType::Decimal128(12, 2), true),
+        ]));
+        let factory = JsonDecoderFactory::new(schema);
+        let records: Vec<&[u8]> = vec![
+            br#"{"id":"a","amount":"12.5"}"#,
+            br#"{"id":"b","amount":"2E400000"}"#,
+            br#"{"id":"c","amount":2E400000}"#,
+            br#"{"id":"d","amount":"2E400000}.3."}"#,
+            br#"{"id":"e12345","amount":"1E00001"}"#,
+        ];
+        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
+        let decoded = decode_all(&factory, &payloads, 1 << 20);
+        let (kept, rejected) = decoded.outcome();
+        assert_eq!(kept, vec![0, 4], "{:?}", decoded.rejected);
+        assert_eq!(
+            rejected,
+            vec![
+                (1, Reason::Decimal),
+                (2, Reason::Decimal),
+                (3, Reason::Schema)
+            ]
+        );
     }
 
     /// Nested values are checked with the rules of their own type, and the message points at

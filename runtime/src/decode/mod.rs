@@ -42,6 +42,11 @@ pub trait DecoderFactory: Send + Sync {
     /// it against the schema: the decoder's own error is text, quoting the value. `None`
     /// when no field explains it; the record is then rejected as [`Reason::Schema`].
     fn diagnose(&self, payload: &[u8]) -> Option<Diagnosis>;
+    /// Why `payload` must not reach the decoder at all (a value the decoder would mis-parse
+    /// rather than reject); checked before every record is fed. `None` by default.
+    fn precheck(&self, _payload: &[u8]) -> Option<Diagnosis> {
+        None
+    }
 }
 
 /// A reason and a message for one record, from a structural check of its bytes.
@@ -98,6 +103,10 @@ pub fn decode_all(
                 continue;
             }
         };
+        if let Some(Diagnosis { reason, message }) = factory.precheck(bytes) {
+            out.reject(index, reason, message);
+            continue;
+        }
         match decoder.feed(bytes) {
             Ok(()) => run.push(index),
             Err(message) => {

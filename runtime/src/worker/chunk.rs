@@ -8,6 +8,7 @@
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 
+use meshd_kafka_batch::BatchMessage;
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 
@@ -59,34 +60,70 @@ impl Chunk {
         }
     }
 
-    /// Copies a message in.
+    /// Copies a message in (one that came through the consumer's own queue).
     pub fn push(&mut self, message: &BorrowedMessage<'_>) {
-        self.push_parts(
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            message.key(),
-            message.payload(),
-        );
-        self.set_timestamp(message.timestamp().to_millis());
-        if self.capture_headers
-            && let Some(headers) = message.headers()
-        {
-            for i in 0..headers.count() {
+        // Parsing headers costs: only when a port keeps them.
+        let headers = if self.capture_headers {
+            message.headers()
+        } else {
+            None
+        };
+        let count = headers.map_or(0, |h| h.count());
+        self.push_record(
+            (message.topic(), message.partition(), message.offset()),
+            (message.key(), message.payload()),
+            message.timestamp().to_millis(),
+            (0..count).map_while(|i| {
                 // rdkafka 0.39 unwraps a header key as UTF-8 and panics on other bytes, which
-                // a producer can send: such a header is left out, with a warning, rather than
-                // the worker brought down by one record.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| headers.try_get(i))) {
-                    Ok(Some(header)) => self.add_header(header.key, header.value),
-                    Ok(None) => break,
-                    Err(_) => tracing::warn!(
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        header = i,
-                        "A Kafka header key is not UTF-8; that header is left out of the table."
-                    ),
+                // a producer can send: such a header is left out rather than the worker
+                // brought down by one record.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| headers?.try_get(i))) {
+                    Ok(header) => header.map(|h| Some((h.key, h.value))),
+                    Err(_) => Some(None),
                 }
+            }),
+        );
+    }
+
+    /// Copies a message of a batch in.
+    pub fn push_batched(&mut self, message: &BatchMessage<'_>) {
+        // Parsing headers costs: only when a port keeps them.
+        let headers = self.capture_headers.then(|| message.headers());
+        self.push_record(
+            (message.topic(), message.partition(), message.offset()),
+            (message.key(), message.payload()),
+            message.timestamp_millis(),
+            headers
+                .into_iter()
+                .flatten()
+                .map(|h| h.key.ok().map(|key| (key, h.value))),
+        );
+    }
+
+    /// Adds a record: where it came from, key and value, timestamp, and (when the chunk captures
+    /// them) its headers, `None` for one whose key is not UTF-8, which is left out with a warning.
+    fn push_record<'h>(
+        &mut self,
+        (topic, partition, offset): (&str, i32, i64),
+        (key, value): (Option<&[u8]>, Option<&[u8]>),
+        timestamp: Option<i64>,
+        headers: impl Iterator<Item = Option<(&'h str, Option<&'h [u8]>)>>,
+    ) {
+        self.push_parts(topic, partition, offset, key, value);
+        self.set_timestamp(timestamp);
+        if !self.capture_headers {
+            return;
+        }
+        for (i, header) in headers.enumerate() {
+            match header {
+                Some((key, value)) => self.add_header(key, value),
+                None => tracing::warn!(
+                    topic,
+                    partition,
+                    offset,
+                    header = i,
+                    "A Kafka header key is not UTF-8; that header is left out of the table."
+                ),
             }
         }
     }

@@ -153,7 +153,14 @@ struct Worker {
     retry_at: Instant,
     /// How long to wait after the next failure of a write, commit or resync.
     backoff: backoff::Backoff,
+    /// When the group's offsets were last committed. That commit is asynchronous and can fail
+    /// (a rebalance in progress); with no new records nothing would repeat it, and the lag the
+    /// group shows (and freshness reads) would stay stale.
+    group_committed_at: Instant,
 }
+
+/// How often the group's offsets are committed again while no table commit does it.
+const GROUP_OFFSETS_REFRESH: Duration = Duration::from_secs(5);
 
 /// Why a chunk was not taken.
 enum ChunkError {
@@ -263,14 +270,27 @@ impl Worker {
         Ok(())
     }
 
-    /// Commits every port whose policy says it is time.
+    /// Commits every port whose policy says it is time; every few seconds, the group's
+    /// offsets again.
     async fn commit_due(&mut self, ctx: &WorkerContext) -> Result<(), RuntimeError> {
         for i in 0..self.ports.len() {
             if self.ports[i].should_commit() {
                 self.commit_port(i, ctx).await?;
             }
         }
+        if self.group_committed_at.elapsed() >= GROUP_OFFSETS_REFRESH {
+            self.commit_group_offsets();
+        }
         Ok(())
+    }
+
+    /// Shows the tables' offsets as the group's committed offsets (lag display only).
+    fn commit_group_offsets(&mut self) {
+        let offsets = self.group_offsets();
+        if !offsets.is_empty() {
+            self.input.commit_group_offsets(&offsets);
+        }
+        self.group_committed_at = Instant::now();
     }
 
     /// Commits one port; a failure that can pass is reported and retried later.
@@ -281,7 +301,7 @@ impl Worker {
             Ok(Committed::Landed(_)) => {
                 self.report_sink(i, None);
                 self.backoff.reset();
-                self.input.commit_group_offsets(&self.group_offsets());
+                self.commit_group_offsets();
                 Ok(())
             }
             Ok(Committed::Fenced) => {

@@ -117,6 +117,7 @@ impl Worker {
             // The first retry comes soon (most outages are a restart); a long one is asked
             // every 5 s, which bounds how late the worker notices the recovery.
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(5)),
+            group_committed_at: Instant::now(),
         })
     }
 }

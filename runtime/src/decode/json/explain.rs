@@ -320,7 +320,7 @@ fn check_decimal<D: DecimalType>(
         Json::String(s) => s.as_str(),
         _ => return Some(wrong_type(path, ty, value)),
     };
-    if parse_decimal::<D>(text, precision, scale).is_ok() {
+    if !exponent_overflows(text) && parse_decimal::<D>(text, precision, scale).is_ok() {
         return None;
     }
     if is_decimal_text(text) {
@@ -330,6 +330,63 @@ fn check_decimal<D: DecimalType>(
         ))
     } else {
         Some(unparsable(path, ty))
+    }
+}
+
+/// Whether a number's exponent does not fit the `i16` arrow-cast 58 reads it into (it
+/// neither checks nor saturates): no such decimal fits any precision, or it is zero.
+pub(super) fn exponent_overflows(s: &str) -> bool {
+    let Some(at) = s.find(['e', 'E']) else {
+        return false;
+    };
+    let digits = s[at + 1..].trim_start_matches(['+', '-']);
+    let mut exponent: i16 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        match exponent
+            .checked_mul(10)
+            .and_then(|e| e.checked_add(i16::from(b - b'0')))
+        {
+            Some(e) => exponent = e,
+            None => return true,
+        }
+    }
+    false
+}
+
+/// Whether a record's bytes may hold an exponent of five or more digits (an `e` or `E` after
+/// a digit or a point, an optional sign, five digits): the cheap filter before a field-by-field
+/// check.
+pub(super) fn may_hold_long_exponent(payload: &[u8]) -> bool {
+    memchr::memchr2_iter(b'e', b'E', payload).any(|i| {
+        i > 0 && (payload[i - 1].is_ascii_digit() || payload[i - 1] == b'.') && {
+            let rest = &payload[i + 1..];
+            let rest = rest
+                .strip_prefix(b"+")
+                .or(rest.strip_prefix(b"-"))
+                .unwrap_or(rest);
+            rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit)
+        }
+    })
+}
+
+#[cfg(test)]
+mod exponent_tests {
+    use super::*;
+
+    #[test]
+    fn exponents_beyond_i16_are_caught_before_arrow_reads_them() {
+        assert!(exponent_overflows("2E400000"));
+        assert!(exponent_overflows("2e+40000}.3."));
+        assert!(exponent_overflows("-1.5E-99999"));
+        assert!(!exponent_overflows("1.5E4"));
+        assert!(!exponent_overflows("1E00001"));
+        assert!(!exponent_overflows("123.45"));
+        assert!(may_hold_long_exponent(br#"{"amount":"2E400000"}"#));
+        assert!(may_hold_long_exponent(br#"{"amount":1.e-12345}"#));
+        assert!(!may_hold_long_exponent(
+            br#"{"event_time":1764000000000,"e":"e12345"}"#
+        ));
+        assert!(!may_hold_long_exponent(br#"{"amount":1E1234}"#));
     }
 }
 
