@@ -169,18 +169,20 @@ mod tests {
             br#"{"id":"b","amount":"2E400000"}"#,
             br#"{"id":"c","amount":2E400000}"#,
             br#"{"id":"d","amount":"2E400000}.3."}"#,
+            br#"{"id":"f","amount":"E4020000"}"#,
             br#"{"id":"e12345","amount":"1E00001"}"#,
         ];
         let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
         let decoded = decode_all(&factory, &payloads, 1 << 20);
         let (kept, rejected) = decoded.outcome();
-        assert_eq!(kept, vec![0, 4], "{:?}", decoded.rejected);
+        assert_eq!(kept, vec![0, 5], "{:?}", decoded.rejected);
         assert_eq!(
             rejected,
             vec![
                 (1, Reason::Decimal),
                 (2, Reason::Decimal),
-                (3, Reason::Schema)
+                (3, Reason::Schema),
+                (4, Reason::Schema)
             ]
         );
     }

@@ -353,19 +353,17 @@ pub(super) fn exponent_overflows(s: &str) -> bool {
     false
 }
 
-/// Whether a record's bytes may hold an exponent of five or more digits (an `e` or `E` after
-/// a digit or a point, an optional sign, five digits): the cheap filter before a field-by-field
-/// check.
+/// Whether a record's bytes may hold an exponent of five or more digits (an `e` or `E`, an
+/// optional sign, five digits; arrow-cast reads the exponent even with no digit before it):
+/// the cheap filter before a field-by-field check.
 pub(super) fn may_hold_long_exponent(payload: &[u8]) -> bool {
     memchr::memchr2_iter(b'e', b'E', payload).any(|i| {
-        i > 0 && (payload[i - 1].is_ascii_digit() || payload[i - 1] == b'.') && {
-            let rest = &payload[i + 1..];
-            let rest = rest
-                .strip_prefix(b"+")
-                .or(rest.strip_prefix(b"-"))
-                .unwrap_or(rest);
-            rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit)
-        }
+        let rest = &payload[i + 1..];
+        let rest = rest
+            .strip_prefix(b"+")
+            .or(rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit)
     })
 }
 
@@ -383,8 +381,10 @@ mod exponent_tests {
         assert!(!exponent_overflows("123.45"));
         assert!(may_hold_long_exponent(br#"{"amount":"2E400000"}"#));
         assert!(may_hold_long_exponent(br#"{"amount":1.e-12345}"#));
+        assert!(may_hold_long_exponent(br#"{"amount":"E4020000"}"#));
+        assert!(exponent_overflows("E4020000"));
         assert!(!may_hold_long_exponent(
-            br#"{"event_time":1764000000000,"e":"e12345"}"#
+            br#"{"event_time":1764000000000,"e":"e1234"}"#
         ));
         assert!(!may_hold_long_exponent(br#"{"amount":1E1234}"#));
     }
