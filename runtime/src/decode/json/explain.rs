@@ -353,18 +353,38 @@ pub(super) fn exponent_overflows(s: &str) -> bool {
     false
 }
 
-/// Whether a record's bytes may hold an exponent of five or more digits (an `e` or `E`, an
-/// optional sign, five digits; arrow-cast reads the exponent even with no digit before it):
-/// the cheap filter before a field-by-field check.
+/// Whether a record's bytes may hold a number with an exponent of five or more digits, as
+/// arrow-cast would read it: from the start of a value (after `"`, `:`, `,`, `[` or space), an
+/// optional sign, digits and a point, `e` or `E`, an optional sign, five digits. Or an escape
+/// (`\u`), which could spell any of it. The cheap filter before a field-by-field check: an `e`
+/// inside a word or an id (`a3e45678`) does not pass it.
 pub(super) fn may_hold_long_exponent(payload: &[u8]) -> bool {
-    memchr::memchr2_iter(b'e', b'E', payload).any(|i| {
+    let long_exponent = memchr::memchr2_iter(b'e', b'E', payload).any(|i| {
         let rest = &payload[i + 1..];
         let rest = rest
             .strip_prefix(b"+")
             .or(rest.strip_prefix(b"-"))
             .unwrap_or(rest);
-        rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit)
-    })
+        rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit) && starts_a_value(&payload[..i])
+    });
+    long_exponent || memchr::memchr_iter(b'\\', payload).any(|i| payload.get(i + 1) == Some(&b'u'))
+}
+
+/// Whether what precedes an `e` is the start of a value followed by a number's sign, digits
+/// and point.
+fn starts_a_value(before: &[u8]) -> bool {
+    let mut at = before.len();
+    while at > 0 && (before[at - 1].is_ascii_digit() || before[at - 1] == b'.') {
+        at -= 1;
+    }
+    if at > 0 && matches!(before[at - 1], b'+' | b'-') {
+        at -= 1;
+    }
+    at == 0
+        || matches!(
+            before[at - 1],
+            b'"' | b':' | b',' | b'[' | b' ' | b'\t' | b'\n' | b'\r'
+        )
 }
 
 #[cfg(test)]
@@ -387,6 +407,11 @@ mod exponent_tests {
             br#"{"event_time":1764000000000,"e":"e1234"}"#
         ));
         assert!(!may_hold_long_exponent(br#"{"amount":1E1234}"#));
+        assert!(!may_hold_long_exponent(
+            br#"{"id":"a3e45678","email":"x-12e34567@y"}"#
+        ));
+        assert!(may_hold_long_exponent(br#"{"amount":"-1.5e-12345"}"#));
+        assert!(may_hold_long_exponent(br#"{"amount":"2\u004512345"}"#));
     }
 }
 
