@@ -117,16 +117,9 @@ fn main() {
         "data", "fmt", "stage", "instr/record"
     );
     for (data, format, stage) in cases {
-        let extra = match &broker {
+        let (at_n, at_2n) = match &broker {
             Some(broker) if stage.starts_with("consume-") => topics(broker, data, format, stage, n),
-            _ => Vec::new(),
-        };
-        let (at_n, at_2n) = match extra.as_slice() {
-            [bootstrap, small, large] => (
-                vec![bootstrap.clone(), small.clone()],
-                vec![bootstrap.clone(), large.clone()],
-            ),
-            _ => (Vec::new(), Vec::new()),
+            _ => Default::default(),
         };
         let once = instructions(data, format, stage, [n, 2 * n], &at_n);
         let twice = instructions(data, format, stage, [2 * n, 2 * n], &at_2n);
@@ -310,13 +303,20 @@ fn inner(data: Data, format: &str, stage: &str, records: usize, built: usize) {
     black_box(out.len());
 }
 
-/// Two one-partition topics of `n` and `2n` records for a consume case: `[bootstrap, small, large]`.
-fn topics(broker: &support::Tansu, data: Data, format: &str, stage: &str, n: usize) -> Vec<String> {
+/// Two one-partition topics of `n` and `2n` records for a consume case, as the inner runs
+/// take them: `[bootstrap, topic]` for each.
+fn topics(
+    broker: &support::Tansu,
+    data: Data,
+    format: &str,
+    stage: &str,
+    n: usize,
+) -> (Vec<String>, Vec<String>) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let schema = reference::schema();
     let avro = apache_avro::Schema::parse_str(&schema.text).expect("avro schema");
     let bootstrap = broker.bootstrap.clone();
-    let mut out = vec![bootstrap.clone()];
+    let mut out = Vec::new();
     for count in [n, 2 * n] {
         let topic = format!("count-{}-{format}-{stage}-{count}", data.name());
         let payloads: Vec<Vec<u8>> = (0..count as u64)
@@ -329,9 +329,10 @@ fn topics(broker: &support::Tansu, data: Data, format: &str, stage: &str, n: usi
             broker.create_topic(&topic, 1).await;
             measure::produce(&bootstrap, &topic, &payloads).await;
         });
-        out.push(topic);
+        out.push(vec![bootstrap.clone(), topic]);
     }
-    out
+    let large = out.pop().unwrap_or_default();
+    (out.pop().unwrap_or_default(), large)
 }
 
 /// Reads `records` records of `topic` from the beginning, then stops: one message per poll
