@@ -63,8 +63,10 @@ async fn a_stalled_sink_pauses_consumption_and_memory_stays_bounded() {
         .set("batch.size", "1000000")
         .create()
         .unwrap();
+    let broker_log = dir.path().join("tansu.log");
     let send = |range: std::ops::Range<u64>| {
         let producer = &producer;
+        let broker_log = &broker_log;
         async move {
             let events: Vec<(String, Vec<u8>)> = range.map(big_event).collect();
             let sends = events.iter().map(|(id, value)| {
@@ -74,7 +76,14 @@ async fn a_stalled_sink_pauses_consumption_and_memory_stays_bounded() {
                 )
             });
             for sent in futures::future::join_all(sends).await {
-                sent.unwrap();
+                // The error alone: the unsent message would bury it under 4 KiB of padding.
+                if let Err((error, _)) = sent {
+                    let log = std::fs::read_to_string(broker_log).unwrap_or_default();
+                    let tail = &log[log.floor_char_boundary(log.len().saturating_sub(2000))..];
+                    panic!(
+                        "producing the {backlog_mib} MiB backlog failed: {error} (a full disk is the usual cause); the broker's log ends:\n{tail}"
+                    );
+                }
             }
         }
     };
