@@ -124,9 +124,11 @@ fn main() {
         let once = instructions(data, format, stage, [n, 2 * n], &at_n);
         let twice = instructions(data, format, stage, [2 * n, 2 * n], &at_2n);
         // A stage that costs nothing per record (conform when the types already match) may
-        // come out a few instructions below zero: noise, shown as 0.
+        // come out below zero: the setup's hash tables are seeded afresh in every process,
+        // which moves a run's total by up to ~0.2 % (~150 instructions per record at N =
+        // 8,192). Shown as 0; only a clearly smaller count for 2N is a broken case.
         assert!(
-            twice as f64 >= once as f64 * 0.999,
+            twice as f64 >= once as f64 * 0.995,
             "{stage}: 2N records ran fewer instructions than N ({twice} vs {once})"
         );
         let per_record = (twice.saturating_sub(once)) as f64 / n as f64;

@@ -1,5 +1,5 @@
 //! What both decode targets check: a chunk of arbitrary records, length-prefixed by one byte so
-//! the fuzzer controls their boundaries, decodes without a panic, and every input index becomes
+//! the fuzzer controls their boundaries (255: the rest of the input), decodes without a panic, and every input index becomes
 //! a row or a rejection exactly once ("nothing lost").
 
 use meshd_runtime::decode::{self, DecoderFactory};
@@ -17,7 +17,12 @@ pub fn check(factory: &dyn DecoderFactory, data: &[u8]) {
     let mut payloads = Vec::new();
     let mut rest = data;
     while let Some((&len, tail)) = rest.split_first() {
-        let len = (len as usize).min(tail.len());
+        // 255 takes the rest: records longer than a length byte can say (long decimals).
+        let len = if len == u8::MAX {
+            tail.len()
+        } else {
+            (len as usize).min(tail.len())
+        };
         payloads.push(Some(&tail[..len]));
         rest = &tail[len..];
     }

@@ -1,43 +1,31 @@
 //! JSON records through arrow-json's tape decoder, straight into Arrow builders; a record
 //! that fails to build is explained by [`explain`].
 
+mod decimal_screen;
 mod explain;
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::SchemaRef;
 
+use self::decimal_screen::DecimalScreen;
 use super::{DecoderFactory, Diagnosis, RowDecoder};
 
 /// Builds JSON decoders for a wire schema.
 pub struct JsonDecoderFactory {
     schema: SchemaRef,
-    /// Whether a column (at any depth) is a decimal: only then are records prechecked.
-    decimals: bool,
+    /// Which records may hold a decimal text arrow-cast would misread: those are checked
+    /// field by field first.
+    decimals: DecimalScreen,
 }
 
 impl JsonDecoderFactory {
     /// `schema` is the wire schema (see [`super::wire`]).
     pub fn new(schema: SchemaRef) -> Self {
-        let decimals = schema.fields().iter().any(|f| has_decimal(f.data_type()));
+        let decimals = DecimalScreen::for_fields(schema.fields());
         Self { schema, decimals }
-    }
-}
-
-/// Whether a type is, or holds, a decimal.
-fn has_decimal(ty: &DataType) -> bool {
-    match ty {
-        DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => true,
-        DataType::Struct(fields) => fields.iter().any(|f| has_decimal(f.data_type())),
-        DataType::List(f) | DataType::LargeList(f) | DataType::Map(f, _) => {
-            has_decimal(f.data_type())
-        }
-        _ => false,
     }
 }
 
@@ -56,13 +44,12 @@ impl DecoderFactory for JsonDecoderFactory {
         explain::diagnose(self.schema.fields(), payload)
     }
 
-    /// arrow-cast 58 reads a decimal's exponent into an `i16` without checking: five or more
-    /// digits overflow it (a panic with overflow checks, a wrong value without). A record
-    /// whose text has such an exponent anywhere is checked field by field first, and rejected
-    /// with what that check finds (a decimal holding it does not fit); the scan costs a few
-    /// comparisons per `e` in the record.
+    /// arrow-cast 58 counts a decimal's digits and exponent in unchecked small integers: a
+    /// long text or a long exponent overflows them (a panic with overflow checks, a wrong
+    /// value without; see [`decimal_screen`]). A record that may hold one under a decimal
+    /// column is checked field by field first, and rejected with what that check finds.
     fn precheck(&self, payload: &[u8]) -> Option<Diagnosis> {
-        if !self.decimals || !explain::may_hold_long_exponent(payload) {
+        if !self.decimals.may_hold_unsafe(payload) {
             return None;
         }
         explain::diagnose(self.schema.fields(), payload)
@@ -164,6 +151,8 @@ mod tests {
             Field::new("amount", DataType::Decimal128(12, 2), true),
         ]));
         let factory = JsonDecoderFactory::new(schema);
+        let long = format!(r#"{{"id":"i","amount":1{}}}"#, "0".repeat(259));
+        let long_zeros = format!(r#"{{"id":"j","amount":"0.1{}"}}"#, "0".repeat(200));
         let records: Vec<&[u8]> = vec![
             br#"{"id":"a","amount":"12.5"}"#,
             br#"{"id":"b","amount":"2E400000"}"#,
@@ -171,18 +160,74 @@ mod tests {
             br#"{"id":"d","amount":"2E400000}.3."}"#,
             br#"{"id":"f","amount":"E4020000"}"#,
             br#"{"id":"e12345","amount":"1E00001"}"#,
+            br#"{"id":"g","amount"		:"E8+040000}.3."}"#,
+            br#"{"id":"h","amount":1e32767}"#,
+            long.as_bytes(),
+            long_zeros.as_bytes(),
+            br#"{"id":"k","amount":"1e3"}"#,
+            br#"{"id":"l","amount":-1.25e+2}"#,
         ];
         let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
         let decoded = decode_all(&factory, &payloads, 1 << 20);
         let (kept, rejected) = decoded.outcome();
-        assert_eq!(kept, vec![0, 5], "{:?}", decoded.rejected);
+        assert_eq!(kept, vec![0, 5, 10, 11], "{:?}", decoded.rejected);
         assert_eq!(
             rejected,
             vec![
                 (1, Reason::Decimal),
                 (2, Reason::Decimal),
                 (3, Reason::Schema),
-                (4, Reason::Schema)
+                (4, Reason::Schema),
+                (6, Reason::Schema),
+                (7, Reason::Decimal),
+                (8, Reason::Decimal),
+                (9, Reason::Decimal),
+            ]
+        );
+    }
+
+    /// Decimals in lists and structs are screened under their own keys; a map of decimals
+    /// (keys are data) has every value screened.
+    #[test]
+    fn nested_decimals_beyond_arrow_s_reach_are_rejected_not_parsed() {
+        let fee = Fields::from(vec![Field::new("value", DataType::Decimal128(9, 2), true)]);
+        let entries = Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Decimal128(9, 2), true),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new_list(
+                "splits",
+                Field::new_list_field(DataType::Decimal128(9, 2), true),
+                true,
+            ),
+            Field::new("fee", DataType::Struct(fee), true),
+            Field::new(
+                "rates",
+                DataType::Map(
+                    Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                    false,
+                ),
+                true,
+            ),
+        ]));
+        let factory = JsonDecoderFactory::new(schema);
+        let records: Vec<&[u8]> = vec![
+            br#"{"splits":[1.5, "2"],"fee":{"value":0.25},"rates":{"eur":"1.1"}}"#,
+            br#"{"splits":[1.5, "2e+12345"]}"#,
+            br#"{"fee":{"value":"-1.5E1234-5"}}"#,
+            br#"{"rates":{"eur":1e99999}}"#,
+        ];
+        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
+        let decoded = decode_all(&factory, &payloads, 1 << 20);
+        let (kept, rejected) = decoded.outcome();
+        assert_eq!(kept, vec![0], "{:?}", decoded.rejected);
+        assert_eq!(
+            rejected,
+            vec![
+                (1, Reason::Decimal),
+                (2, Reason::Schema),
+                (3, Reason::Decimal)
             ]
         );
     }

@@ -19,6 +19,7 @@ use arrow_cast::parse::{Parser, parse_decimal, string_to_datetime};
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use serde_json::value::RawValue;
 
+use super::decimal_screen::{MAX_EXPONENT, MAX_TEXT, beyond_arrow};
 use crate::decode::{Diagnosis, Reason};
 
 /// Deepest nesting checked; arrow-json would have built anything deeper the same way, so a
@@ -320,98 +321,24 @@ fn check_decimal<D: DecimalType>(
         Json::String(s) => s.as_str(),
         _ => return Some(wrong_type(path, ty, value)),
     };
-    if !exponent_overflows(text) && parse_decimal::<D>(text, precision, scale).is_ok() {
+    let too_long = beyond_arrow(text);
+    if !too_long && parse_decimal::<D>(text, precision, scale).is_ok() {
         return None;
     }
-    if is_decimal_text(text) {
+    if too_long && is_decimal_text(text) {
+        Some(Diagnosis::new(
+            Reason::Decimal,
+            format!(
+                "`{path}` is written with more than {MAX_TEXT} characters or an exponent beyond ±{MAX_EXPONENT}; write decimal({precision}, {scale}) values in fewer digits"
+            ),
+        ))
+    } else if is_decimal_text(text) {
         Some(Diagnosis::new(
             Reason::Decimal,
             format!("`{path}` does not fit decimal({precision}, {scale})"),
         ))
     } else {
         Some(unparsable(path, ty))
-    }
-}
-
-/// Whether a number's exponent does not fit the `i16` arrow-cast 58 reads it into (it
-/// neither checks nor saturates): no such decimal fits any precision, or it is zero.
-pub(super) fn exponent_overflows(s: &str) -> bool {
-    let Some(at) = s.find(['e', 'E']) else {
-        return false;
-    };
-    let digits = s[at + 1..].trim_start_matches(['+', '-']);
-    let mut exponent: i16 = 0;
-    for b in digits.bytes().take_while(u8::is_ascii_digit) {
-        match exponent
-            .checked_mul(10)
-            .and_then(|e| e.checked_add(i16::from(b - b'0')))
-        {
-            Some(e) => exponent = e,
-            None => return true,
-        }
-    }
-    false
-}
-
-/// Whether a record's bytes may hold a number with an exponent of five or more digits, as
-/// arrow-cast would read it: from the start of a value (after `"`, `:`, `,`, `[` or space), an
-/// optional sign, digits and a point, `e` or `E`, an optional sign, five digits. Or an escape
-/// (`\u`), which could spell any of it. The cheap filter before a field-by-field check: an `e`
-/// inside a word or an id (`a3e45678`) does not pass it.
-pub(super) fn may_hold_long_exponent(payload: &[u8]) -> bool {
-    let long_exponent = memchr::memchr2_iter(b'e', b'E', payload).any(|i| {
-        let rest = &payload[i + 1..];
-        let rest = rest
-            .strip_prefix(b"+")
-            .or(rest.strip_prefix(b"-"))
-            .unwrap_or(rest);
-        rest.len() >= 5 && rest[..5].iter().all(u8::is_ascii_digit) && starts_a_value(&payload[..i])
-    });
-    long_exponent || memchr::memchr_iter(b'\\', payload).any(|i| payload.get(i + 1) == Some(&b'u'))
-}
-
-/// Whether what precedes an `e` is the start of a value followed by a number's sign, digits
-/// and point.
-fn starts_a_value(before: &[u8]) -> bool {
-    let mut at = before.len();
-    while at > 0 && (before[at - 1].is_ascii_digit() || before[at - 1] == b'.') {
-        at -= 1;
-    }
-    if at > 0 && matches!(before[at - 1], b'+' | b'-') {
-        at -= 1;
-    }
-    at == 0
-        || matches!(
-            before[at - 1],
-            b'"' | b':' | b',' | b'[' | b' ' | b'\t' | b'\n' | b'\r'
-        )
-}
-
-#[cfg(test)]
-mod exponent_tests {
-    use super::*;
-
-    #[test]
-    fn exponents_beyond_i16_are_caught_before_arrow_reads_them() {
-        assert!(exponent_overflows("2E400000"));
-        assert!(exponent_overflows("2e+40000}.3."));
-        assert!(exponent_overflows("-1.5E-99999"));
-        assert!(!exponent_overflows("1.5E4"));
-        assert!(!exponent_overflows("1E00001"));
-        assert!(!exponent_overflows("123.45"));
-        assert!(may_hold_long_exponent(br#"{"amount":"2E400000"}"#));
-        assert!(may_hold_long_exponent(br#"{"amount":1.e-12345}"#));
-        assert!(may_hold_long_exponent(br#"{"amount":"E4020000"}"#));
-        assert!(exponent_overflows("E4020000"));
-        assert!(!may_hold_long_exponent(
-            br#"{"event_time":1764000000000,"e":"e1234"}"#
-        ));
-        assert!(!may_hold_long_exponent(br#"{"amount":1E1234}"#));
-        assert!(!may_hold_long_exponent(
-            br#"{"id":"a3e45678","email":"x-12e34567@y"}"#
-        ));
-        assert!(may_hold_long_exponent(br#"{"amount":"-1.5e-12345"}"#));
-        assert!(may_hold_long_exponent(br#"{"amount":"2\u004512345"}"#));
     }
 }
 
