@@ -166,6 +166,8 @@ mod tests {
             long_zeros.as_bytes(),
             br#"{"id":"k","amount":"1e3"}"#,
             br#"{"id":"l","amount":-1.25e+2}"#,
+            // arrow-cast 58 in a release build: 10.00, the exponent wrapped around 16 bits.
+            br#"{"id":"m","amount":1e65537}"#,
         ];
         let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
         let decoded = decode_all(&factory, &payloads, 1 << 20);
@@ -182,6 +184,7 @@ mod tests {
                 (7, Reason::Decimal),
                 (8, Reason::Decimal),
                 (9, Reason::Decimal),
+                (12, Reason::Decimal),
             ]
         );
     }
