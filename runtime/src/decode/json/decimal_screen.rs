@@ -30,7 +30,7 @@ pub(super) enum DecimalScreen {
     Nothing,
     /// The values of these keys (`"name"`, quotes included), at any depth.
     Keys(Vec<Finder<'static>>),
-    /// A decimal under a map, or a name the key search cannot spell: every value.
+    /// A decimal under a map, or a name a record could spell with escapes: every value.
     Everywhere,
 }
 
@@ -95,7 +95,8 @@ pub(super) fn beyond_arrow(text: &str) -> bool {
 }
 
 /// Collects the names of the object keys under which a decimal value can appear; false when
-/// some cannot be known (a map's keys are data) or searched for literally.
+/// some cannot be known (a map's keys are data) or searched for literally (a name a record
+/// could write with escapes).
 fn decimal_keys(fields: &Fields, keys: &mut Vec<String>) -> bool {
     fields
         .iter()
@@ -103,10 +104,11 @@ fn decimal_keys(fields: &Fields, keys: &mut Vec<String>) -> bool {
             Holds::No => true,
             Holds::Directly => {
                 keys.push(field.name().clone());
-                !field
+                // Avro's names; anything else a record might spell with an escape (`\/`).
+                field
                     .name()
                     .bytes()
-                    .any(|b| b == b'"' || b == b'\\' || b < 0x20)
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             }
             Holds::InFields(inner) => decimal_keys(inner, keys),
             Holds::UnderMap => false,
@@ -424,6 +426,9 @@ mod tests {
             true,
         )]);
         assert!(matches!(plain_map, DecimalScreen::Nothing));
+        let slashed = screen(vec![decimal("a/b")]);
+        assert!(matches!(slashed, DecimalScreen::Everywhere));
+        assert!(slashed.may_hold_unsafe(br#"{"a\/b":1e99999}"#));
         assert!(!plain_map.may_hold_unsafe(br#"{"m":{"k":1e99999}}"#));
     }
 }
