@@ -1,6 +1,6 @@
 //! What both decode targets check: a chunk of arbitrary records, length-prefixed by one byte so
-//! the fuzzer controls their boundaries (255: the rest of the input), decodes without a panic, and every input index becomes
-//! a row or a rejection exactly once ("nothing lost").
+//! the fuzzer controls their boundaries (255: the rest of the input), decodes without a panic,
+//! and every input index becomes a row or a rejection exactly once ("nothing lost").
 
 use meshd_runtime::decode::{self, DecoderFactory};
 

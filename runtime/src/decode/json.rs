@@ -52,7 +52,7 @@ impl DecoderFactory for JsonDecoderFactory {
         if !self.decimals.may_hold_unsafe(payload) {
             return None;
         }
-        explain::diagnose(self.schema.fields(), payload)
+        self.diagnose(payload)
     }
 }
 
@@ -144,6 +144,12 @@ mod tests {
     /// arrow-cast 58 overflows an `i16` on a decimal exponent of five digits (a panic in
     /// debug builds: found by the `decode_json` fuzz target): such records are rejected
     /// before the decoder sees them, the others in the chunk kept.
+    /// Which records became rows, and the rejected ones with their reasons.
+    fn outcome(factory: &JsonDecoderFactory, records: &[&[u8]]) -> (Vec<u32>, Vec<(u32, Reason)>) {
+        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
+        decode_all(factory, &payloads, 1 << 20).outcome()
+    }
+
     #[test]
     fn decimal_exponents_beyond_arrow_s_reach_are_rejected_not_parsed() {
         let schema = Arc::new(Schema::new(vec![
@@ -169,10 +175,8 @@ mod tests {
             // arrow-cast 58 in a release build: 10.00, the exponent wrapped around 16 bits.
             br#"{"id":"m","amount":1e65537}"#,
         ];
-        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
-        let decoded = decode_all(&factory, &payloads, 1 << 20);
-        let (kept, rejected) = decoded.outcome();
-        assert_eq!(kept, vec![0, 5, 10, 11], "{:?}", decoded.rejected);
+        let (kept, rejected) = outcome(&factory, &records);
+        assert_eq!(kept, vec![0, 5, 10, 11], "{rejected:?}");
         assert_eq!(
             rejected,
             vec![
@@ -221,10 +225,8 @@ mod tests {
             br#"{"fee":{"value":"-1.5E1234-5"}}"#,
             br#"{"rates":{"eur":1e99999}}"#,
         ];
-        let payloads: Vec<Option<&[u8]>> = records.iter().map(|r| Some(*r)).collect();
-        let decoded = decode_all(&factory, &payloads, 1 << 20);
-        let (kept, rejected) = decoded.outcome();
-        assert_eq!(kept, vec![0], "{:?}", decoded.rejected);
+        let (kept, rejected) = outcome(&factory, &records);
+        assert_eq!(kept, vec![0], "{rejected:?}");
         assert_eq!(
             rejected,
             vec![

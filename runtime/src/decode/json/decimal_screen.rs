@@ -14,7 +14,7 @@
 //! columns (one substring search per key, so a record costs about as much as one `memchr`),
 //! or, when a decimal sits under a map whose keys are data, at every number in the record.
 
-use arrow_schema::{DataType, Fields};
+use arrow_schema::{DataType, Field, Fields};
 use memchr::memmem::Finder;
 
 /// Longest decimal text meshd hands to arrow-cast: more than any of the 76 digits a decimal
@@ -127,33 +127,19 @@ enum Holds<'a> {
 }
 
 fn holds_decimal(ty: &DataType) -> Holds<'_> {
+    let holds = |field: &Field| !matches!(holds_decimal(field.data_type()), Holds::No);
     match ty {
         DataType::Decimal32(..)
         | DataType::Decimal64(..)
         | DataType::Decimal128(..)
         | DataType::Decimal256(..) => Holds::Directly,
-        DataType::Struct(fields) if has_decimal(ty) => Holds::InFields(fields),
+        DataType::Struct(fields) if fields.iter().any(|f| holds(f)) => Holds::InFields(fields),
         DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
             holds_decimal(item.data_type())
         }
-        DataType::Map(entry, _) if has_decimal(entry.data_type()) => Holds::UnderMap,
+        // The entries are a struct of key and value.
+        DataType::Map(entries, _) if holds(entries) => Holds::UnderMap,
         _ => Holds::No,
-    }
-}
-
-/// Whether a type is, or holds, a decimal.
-fn has_decimal(ty: &DataType) -> bool {
-    match ty {
-        DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => true,
-        DataType::Struct(fields) => fields.iter().any(|f| has_decimal(f.data_type())),
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => has_decimal(f.data_type()),
-        _ => false,
     }
 }
 
@@ -295,8 +281,6 @@ fn starts_a_value(before: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use arrow_schema::Field;
 
     use super::*;
 

@@ -325,21 +325,17 @@ fn check_decimal<D: DecimalType>(
     if !too_long && parse_decimal::<D>(text, precision, scale).is_ok() {
         return None;
     }
-    if too_long && is_decimal_text(text) {
-        Some(Diagnosis::new(
-            Reason::Decimal,
-            format!(
-                "`{path}` is written with more than {MAX_TEXT} characters or an exponent beyond ±{MAX_EXPONENT}; write decimal({precision}, {scale}) values in fewer digits"
-            ),
-        ))
-    } else if is_decimal_text(text) {
-        Some(Diagnosis::new(
-            Reason::Decimal,
-            format!("`{path}` does not fit decimal({precision}, {scale})"),
-        ))
-    } else {
-        Some(unparsable(path, ty))
+    if !is_decimal_text(text) {
+        return Some(unparsable(path, ty));
     }
+    let message = if too_long {
+        format!(
+            "`{path}` is written with more than {MAX_TEXT} characters or an exponent beyond ±{MAX_EXPONENT}; write decimal({precision}, {scale}) values in fewer digits"
+        )
+    } else {
+        format!("`{path}` does not fit decimal({precision}, {scale})")
+    };
+    Some(Diagnosis::new(Reason::Decimal, message))
 }
 
 /// Whether `s` is written as a decimal number: an optional sign, digits with at most one
